@@ -1,0 +1,364 @@
+"""Finding, checking, cleaning and splitting the books.
+
+Where a text comes from, in this order:
+1. the folder named by the JUNGLE_DATA_DIR environment variable (laid out like `shared/data`:
+   `jungle_book/pg236.txt`, `heldout/pg37364.txt`, `kipling/...`, optionally with a MANIFEST.tsv);
+2. `OUT/data/raw/pg<id>.txt` (where an earlier download put it, or where you copied it by hand);
+3. a download from Project Gutenberg (two addresses, with retries and a timeout).
+"""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import os
+import random
+import re
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .io import atomic_write_bytes
+
+DATA_DIR_ENV = "JUNGLE_DATA_DIR"
+
+
+class BookTextError(ValueError):
+    """A text that is missing, wrong, truncated or not text at all."""
+
+
+@dataclass(frozen=True)
+class KnownText:
+    gutenberg_id: int
+    title: str
+    folder: str  # sub-folder of JUNGLE_DATA_DIR
+    min_chars: int  # anything shorter is truncated
+    markers: tuple[str, ...]  # phrases every complete copy contains (checked case-insensitively)
+
+    @property
+    def filename(self) -> str:
+        return f"pg{self.gutenberg_id}.txt"
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        gid = self.gutenberg_id
+        return (
+            f"https://www.gutenberg.org/cache/epub/{gid}/pg{gid}.txt",
+            f"https://www.gutenberg.org/files/{gid}/{gid}-0.txt",
+        )
+
+
+JUNGLE_BOOK = KnownText(
+    236,
+    "The Jungle Book",
+    "jungle_book",
+    min_chars=280_000,
+    # The first story's opening and the last song's closing line: a copy missing either is truncated.
+    markers=("seven o", "Seeonee hills", "Rikki-tikki", "Toomai", "Pack and harness, pad and load"),
+)
+JUNGLE_BOOK_1910 = KnownText(
+    35997,
+    "The Jungle Book (1910 Century Co. edition)",
+    "jungle_book",
+    min_chars=280_000,
+    markers=JUNGLE_BOOK.markers,
+)
+SECOND_JUNGLE_BOOK = KnownText(
+    37364,
+    "The Second Jungle Book",
+    "heldout",
+    min_chars=330_000,
+    markers=("How Fear Came", "Water Truce", "The Spring Running"),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Locating and downloading
+# --------------------------------------------------------------------------------------------
+
+
+def _manifest_path(data_dir: Path, gutenberg_id: int) -> Path | None:
+    manifest = data_dir / "MANIFEST.tsv"
+    if not manifest.exists():
+        return None
+    with manifest.open(encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            if row.get("gutenberg_id") == str(gutenberg_id):
+                return data_dir / row["path"]
+    return None
+
+
+def local_candidates(known: KnownText, raw_dir: Path | None) -> list[Path]:
+    """Every place a local copy may be, in the order they are tried."""
+    candidates = []
+    env_dir = os.environ.get(DATA_DIR_ENV)
+    if env_dir:
+        data_dir = Path(env_dir).expanduser()
+        listed = _manifest_path(data_dir, known.gutenberg_id)
+        if listed is not None:
+            candidates.append(listed)
+        candidates += [data_dir / known.folder / known.filename, data_dir / known.filename]
+    if raw_dir is not None:
+        candidates.append(Path(raw_dir) / known.filename)
+    return list(dict.fromkeys(candidates))
+
+
+def check_text(text: str, known: KnownText, source: str) -> str:
+    """Return `text` if it looks like a complete copy of `known`, else raise BookTextError."""
+    head = text[:2000].lower()
+    if "<html" in head or "<!doctype" in head:
+        raise BookTextError(
+            f"{source} is an HTML page, not the plain-text book (a login, error or captcha page?). "
+            f"Delete it, and download the plain-text file from {known.urls[0]}."
+        )
+    if not text.strip():
+        raise BookTextError(f"{source} is empty. Delete it and download it again from {known.urls[0]}.")
+    missing = [m for m in known.markers if m.lower() not in text.lower()]
+    if len(missing) == len(known.markers):
+        raise BookTextError(
+            f"{source} does not look like {known.title} (none of its known passages are in it; "
+            f"it starts with {text.strip()[:60]!r}). Put the right file there: {known.urls[0]}."
+        )
+    if missing or len(text) < known.min_chars:
+        raise BookTextError(
+            f"{source} looks truncated: {len(text):,} characters (a complete copy has at least "
+            f"{known.min_chars:,}), missing {missing or 'nothing'}. Delete it and download it "
+            f"again from {known.urls[0]}."
+        )
+    return text
+
+
+def download(url: str, dest: Path, known: KnownText, timeout: float = 30.0, retries: int = 3) -> Path:
+    """Download `url` to `dest`, checking the text before it replaces anything at `dest`."""
+    from tqdm.auto import tqdm
+
+    last_error: Exception | None = None
+    for attempt in range(1, retries + 1):
+        try:
+            request = urllib.request.Request(url, headers={"User-Agent": "junglegpt (teaching notebooks)"})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                chunks = []
+                with tqdm(total=total, unit="B", unit_scale=True, desc=f"{known.filename}", leave=False) as bar:
+                    while chunk := response.read(64 * 1024):
+                        chunks.append(chunk)
+                        bar.update(len(chunk))
+            body = b"".join(chunks)
+            if total is not None and len(body) < total:
+                raise BookTextError(f"{url} sent {len(body):,} of {total:,} bytes (the connection broke off).")
+            check_text(body.decode("utf-8", errors="replace"), known, url)
+            return atomic_write_bytes(dest, body)
+        except BookTextError as err:
+            last_error = err
+        except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as err:
+            last_error = err
+        if attempt < retries:
+            time.sleep(min(2.0**attempt, 10.0) * 0.5)
+    raise ConnectionError(f"could not download {url} after {retries} tries: {last_error}") from last_error
+
+
+def find_text(known: KnownText, raw_dir: Path | None = None, urls: tuple[str, ...] | None = None,
+              timeout: float = 30.0, retries: int = 3) -> Path:
+    """Return the path of a checked local copy of `known`, downloading it into `raw_dir` if needed."""
+    for path in local_candidates(known, raw_dir):
+        if path.is_file():
+            check_text(read_text(path), known, str(path))
+            return path
+    if raw_dir is None:
+        raise FileNotFoundError(f"no local copy of {known.title} and nowhere to download it to.")
+    errors = []
+    for url in urls or known.urls:
+        try:
+            return download(url, Path(raw_dir) / known.filename, known, timeout=timeout, retries=retries)
+        except ConnectionError as err:
+            errors.append(str(err))
+    looked = "\n  ".join(str(p) for p in local_candidates(known, raw_dir))
+    raise FileNotFoundError(
+        f"{known.title} (Project Gutenberg #{known.gutenberg_id}) is not on this machine and could "
+        f"not be downloaded:\n  " + "\n  ".join(errors) + f"\nLooked for a local copy in:\n  {looked}\n"
+        f"Without internet, download {known.urls[0]} elsewhere and copy it to "
+        f"{Path(raw_dir) / known.filename}, or set {DATA_DIR_ENV} to a folder laid out like "
+        "shared/data (jungle_book/pg236.txt, heldout/pg37364.txt)."
+    )
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """Read a Gutenberg text: UTF-8, byte-order mark dropped, Windows line ends made plain."""
+    text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Cleaning
+# --------------------------------------------------------------------------------------------
+
+# The fourteen parts of The Jungle Book, in order: seven stories, each followed by a song.
+JUNGLE_BOOK_PARTS: tuple[tuple[str, str], ...] = (
+    ("Mowgli's Brothers", "story"),
+    ("Hunting-Song of the Seeonee Pack", "verse"),
+    ("Kaa's Hunting", "story"),
+    ("Road-Song of the Bandar-Log", "verse"),
+    ("Tiger! Tiger!", "story"),
+    ("Mowgli's Song", "verse"),
+    ("The White Seal", "story"),
+    ("Lukannon", "verse"),
+    ("Rikki-Tikki-Tavi", "story"),
+    ("Darzee's Chant", "verse"),
+    ("Toomai of the Elephants", "story"),
+    ("Shiv and the Grasshopper", "verse"),
+    ("Her Majesty's Servants", "story"),
+    ("Parade Song of the Camp Animals", "verse"),
+)
+# The 1910 edition spells two titles differently.
+_TITLE_ALIASES = {"Darzee's Chant": ("Darzee's Chaunt",)}
+
+_START_RE = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG.*$", re.M | re.I)
+_END_RE = re.compile(
+    r"^(\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG|End of (the )?Project Gutenberg|"
+    r"\s*Transcriber['’]s Notes?:?\s*$)",
+    re.M | re.I,
+)
+_ILLUSTRATION_RE = re.compile(r"\[Illustration[^\]]*\]", re.S)
+_EMPHASIS_RE = re.compile(r"_([^_\n]+(?:\n[^_\n]+)*)_")
+
+
+def strip_gutenberg(text: str) -> str:
+    """Drop the Project Gutenberg header and licence footer (and a trailing transcriber's note)."""
+    start = _START_RE.search(text)
+    if start:
+        text = text[start.end():]
+    end = _END_RE.search(text)
+    if end:
+        text = text[: end.start()]
+    return text
+
+
+def _normalise_heading(line: str) -> str:
+    """Letters and digits only, upper case: "“Tiger! Tiger!”" and "TIGER! TIGER!" compare equal.
+
+    Digits stay so that a table-of-contents line ("MOWGLI'S BROTHERS    1") is not a heading.
+    """
+    return re.sub(r"[^A-Z0-9]", "", line.upper())
+
+
+def reflow(block: str) -> str:
+    """Undo Gutenberg's hard line wrapping.
+
+    Prose paragraphs are joined into one line. Verse (every line indented, as Gutenberg sets it)
+    keeps its line breaks, with the common indentation removed.
+    """
+    paragraphs = []
+    for para in re.split(r"\n\s*\n", block):
+        lines = [ln.rstrip() for ln in para.split("\n") if ln.strip()]
+        if not lines:
+            continue
+        if all(ln.startswith(" ") for ln in lines):
+            indent = min(len(ln) - len(ln.lstrip(" ")) for ln in lines)
+            paragraphs.append("\n".join(ln[indent:] for ln in lines))
+        else:
+            paragraphs.append(" ".join(ln.strip() for ln in lines))
+    return "\n\n".join(paragraphs)
+
+
+def clean_markup(text: str) -> str:
+    """Remove illustration markers and _italic_ underscores."""
+    text = _ILLUSTRATION_RE.sub("", text)
+    return _EMPHASIS_RE.sub(r"\1", text)
+
+
+def clean_book(raw_text: str) -> list[dict]:
+    """Split The Jungle Book (either edition) into its fourteen parts: title, kind and clean text.
+
+    The licence, the title pages, the table of contents, the list of illustrations, illustration
+    markers and transcriber's notes are dropped; every story and every song is kept.
+    """
+    body = clean_markup(strip_gutenberg(raw_text))
+    lines = body.split("\n")
+    normalised = [_normalise_heading(ln) for ln in lines]
+
+    starts = []
+    cursor = 0
+    for title, _ in JUNGLE_BOOK_PARTS:
+        spellings = {_normalise_heading(t) for t in (title, *_TITLE_ALIASES.get(title, ()))}
+        at = next((i for i in range(cursor, len(lines)) if normalised[i] in spellings), None)
+        if at is None:
+            raise BookTextError(f"the heading {title!r} was not found: is this The Jungle Book?")
+        wanted = normalised[at]
+        # The 1910 edition prints a story's title twice (a half-title, an illustration, the title):
+        # move on to the last repeat that has only blank lines before it.
+        nxt = at + 1
+        while nxt < len(lines) and (not normalised[nxt] or normalised[nxt] == wanted):
+            if normalised[nxt] == wanted:
+                at = nxt
+            nxt += 1
+        starts.append(at)
+        cursor = at + 1
+
+    parts = []
+    for i, (title, kind) in enumerate(JUNGLE_BOOK_PARTS):
+        end = starts[i + 1] if i + 1 < len(starts) else len(lines)
+        text = reflow("\n".join(lines[starts[i] + 1 : end]))
+        parts.append({"title": title, "kind": kind, "text": text})
+    return parts
+
+
+def clean_text(raw_text: str) -> str:
+    """Clean a whole book that is not split into parts (the held-out book, the other Kipling books)."""
+    return reflow(clean_markup(strip_gutenberg(raw_text)))
+
+
+# --------------------------------------------------------------------------------------------
+# The train/validation split
+# --------------------------------------------------------------------------------------------
+
+
+def paragraphs(text: str) -> list[str]:
+    return [p.strip("\n") for p in text.split("\n\n") if p.strip()]
+
+
+def split_parts(parts: list[dict], val_fraction: float = 0.1, seed: int = 1894) -> dict[str, list[dict]]:
+    """Split every part into train and validation paragraphs.
+
+    From each part, one contiguous run of paragraphs holding about `val_fraction` of its characters
+    goes to validation, at a position drawn with `seed`: every story and song is represented, and
+    neighbouring paragraphs stay together (scattered paragraphs would leak their context into train).
+    A paragraph whose exact text also occurs in train (a repeated refrain) stays in train only.
+    Returns {"train": [...], "validation": [...]}, each a list of {"title", "kind", "text"}.
+    """
+    if not 0 < val_fraction < 0.5:
+        raise ValueError(f"val_fraction must be between 0 and 0.5, got {val_fraction}")
+    rng = random.Random(seed)
+    split = {"train": [], "validation": []}
+    for part in parts:
+        paras = paragraphs(part["text"])
+        sizes = [len(p) for p in paras]
+        target = val_fraction * sum(sizes)
+        # Candidate runs: from each start, grow while a paragraph more brings the run closer to the
+        # target size; keep runs within a factor 2 of it that leave some of the part in train.
+        runs = []
+        for start in range(len(paras)):
+            end, total = start + 1, sizes[start]
+            while end < len(paras) and abs(total + sizes[end] - target) < abs(total - target):
+                total += sizes[end]
+                end += 1
+            if target / 2 <= total <= target * 2 and end - start < len(paras):
+                runs.append((start, end))
+        start, end = rng.choice(runs) if runs else (len(paras), len(paras))
+        val = paras[start:end]
+        train = paras[:start] + paras[end:]
+        train_set = set(train)
+        kept_val = [p for p in val if p not in train_set]
+        train += [p for p in val if p in train_set]
+        split["train"].append({**part, "text": "\n\n".join(train)})
+        split["validation"].append({**part, "text": "\n\n".join(kept_val)})
+    return split
+
+
+def join_parts(parts: list[dict]) -> str:
+    """The text a model sees: the parts' paragraphs, separated by blank lines.
+
+    Titles are left out: the same fourteen titles would otherwise stand in train and validation.
+    """
+    return "\n\n".join(p["text"] for p in parts if p["text"]) + "\n"

@@ -1,0 +1,100 @@
+"""Where things live: the repository, and the folders a run writes under its `out_dir`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+
+
+@dataclass(frozen=True)
+class OutputDirs:
+    """The layout of a run's output folder (`out_dir`, the repository root by default)."""
+
+    root: Path
+
+    def __init__(self, root: str | Path):
+        object.__setattr__(self, "root", Path(root).expanduser().resolve())
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def raw(self) -> Path:
+        """Downloaded book texts (never committed)."""
+        return self.data / "raw"
+
+    @property
+    def train_txt(self) -> Path:
+        return self.data / "train.txt"
+
+    @property
+    def val_txt(self) -> Path:
+        return self.data / "val.txt"
+
+    @property
+    def heldout_txt(self) -> Path:
+        return self.data / "heldout.txt"
+
+    @property
+    def dataset(self) -> Path:
+        return self.data / "jungle_book_split"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def model(self, size: str) -> Path:
+        return self.models / size
+
+    @property
+    def executed(self) -> Path:
+        return self.root / "executed"
+
+    @property
+    def results_json(self) -> Path:
+        return self.root / "results.json"
+
+    def make(self) -> OutputDirs:
+        for folder in (self.data, self.figures):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def require(self, path: Path, made_by: str) -> Path:
+        """Return `path`, or stop with a message naming the notebook that creates it."""
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path} does not exist yet. Run {made_by} first with the same out_dir "
+                f"({self.root}), or run ./run_all.sh, which runs the notebooks in order."
+            )
+        return path
+
+
+def resolve_out_dir(out_dir: str | Path | None = None) -> OutputDirs:
+    """The output folder a notebook writes to.
+
+    An explicit `out_dir` wins. Otherwise ("" or "auto"): the repository root when running from a
+    clone, /kaggle/working/junglegpt on Kaggle, /content/junglegpt on Colab, else ./junglegpt-out.
+    """
+    from .environment import on_colab, on_kaggle
+
+    if out_dir and str(out_dir) != "auto":
+        return OutputDirs(out_dir).make()
+    if (REPO_ROOT / "pyproject.toml").exists() and NOTEBOOKS_DIR.is_dir():
+        return OutputDirs(REPO_ROOT).make()
+    if on_kaggle():
+        return OutputDirs("/kaggle/working/junglegpt").make()
+    if on_colab():
+        return OutputDirs("/content/junglegpt").make()
+    return OutputDirs(Path.cwd() / "junglegpt-out").make()

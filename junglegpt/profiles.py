@@ -1,0 +1,27 @@
+"""Run profiles: how much work each notebook does.
+
+- smoke: a few steps of everything, to test the plumbing (minutes on a laptop CPU);
+- quick: the whole series on a CPU in about a quarter of an hour, every result labelled "quick";
+- full: the real experiment (the default where a CUDA GPU is found).
+"""
+
+from __future__ import annotations
+
+PROFILES = ("smoke", "quick", "full")
+
+
+def resolve_profile(profile: str) -> str:
+    """'auto' (or '') becomes 'full' on a CUDA machine and 'quick' elsewhere; others are checked."""
+    profile = (profile or "auto").strip().lower()
+    if profile == "auto":
+        from .environment import cuda_available
+
+        return "full" if cuda_available() else "quick"
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)} (or 'auto').")
+    return profile
+
+
+def run_label(profile: str, device: str) -> str:
+    """The label every figure and result carries, e.g. 'quick, CPU' or 'full, CUDA'."""
+    return f"{profile}, {'CPU' if device == 'cpu' else device.upper()}"

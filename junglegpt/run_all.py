@@ -1,0 +1,192 @@
+"""Run the notebook series with papermill: `python -m junglegpt.run_all --help` (run_all.sh calls it).
+
+Each notebook runs in its own papermill process, with its executed copy written to
+OUT/executed/. Work that finished earlier with the same parameters is skipped unless --force.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .io import atomic_write_json, read_json
+from .paths import NOTEBOOKS_DIR, OutputDirs
+from .profiles import PROFILES, resolve_profile
+from .sizes import UnknownSizeError, parse_sizes
+
+# The series, in order. A notebook that does not exist yet is left out.
+SERIES = (
+    "01_data_exploration",
+    "02_tokenizer",
+    "03_train",  # once per model size
+    "04_evaluate",
+    "05_generate",
+)
+PER_SIZE = {"03_train"}
+
+
+@dataclass
+class Job:
+    notebook: str
+    parameters: dict
+    executed: Path
+    label: str
+    env: dict = field(default_factory=dict)
+
+
+def _done_marker(out: OutputDirs, label: str) -> Path:
+    return out.executed / ".done" / f"{label}.json"
+
+
+def is_done(out: OutputDirs, job: Job) -> bool:
+    if not job.executed.exists():
+        return False
+    if job.notebook in PER_SIZE:
+        metrics = out.model(job.parameters["model_size"]) / "metrics.json"
+        return metrics.exists() and read_json(metrics).get("profile") == job.parameters["profile"]
+    marker = _done_marker(out, job.label)
+    return marker.exists() and read_json(marker).get("parameters") == job.parameters
+
+
+def run_job(job: Job, quiet: bool = True) -> tuple[bool, float, str]:
+    """Execute one notebook with papermill in a child process; return (ok, seconds, error tail)."""
+    job.executed.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable, "-m", "papermill", str(NOTEBOOKS_DIR / f"{job.notebook}.ipynb"), str(job.executed),
+        "--cwd", str(NOTEBOOKS_DIR), "--kernel", "python3", "--no-progress-bar",
+    ]
+    for key, value in job.parameters.items():
+        cmd += ["-p", key, str(value)]
+    start = time.perf_counter()
+    proc = subprocess.run(
+        cmd, env={**os.environ, **job.env}, text=True,
+        stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None,
+    )
+    seconds = time.perf_counter() - start
+    tail = "\n".join((proc.stdout or "").strip().splitlines()[-15:]) if proc.returncode else ""
+    return proc.returncode == 0, seconds, tail
+
+
+def plan(out: OutputDirs, profile: str, sizes: list[str], extra: dict | None = None) -> list[Job]:
+    jobs = []
+    for name in SERIES:
+        if not (NOTEBOOKS_DIR / f"{name}.ipynb").exists():
+            continue
+        base = {"out_dir": str(out.root), "profile": profile, **(extra or {}).get(name, {})}
+        if name in PER_SIZE:
+            for size in sizes:
+                label = f"{name}_{size}"
+                jobs.append(Job(name, {**base, "model_size": size}, out.executed / f"{label}.ipynb", label))
+        else:
+            jobs.append(Job(name, base, out.executed / f"{name}.ipynb", name))
+    return jobs
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="run_all.sh",
+        description="Run the JungleGPT notebooks in order with papermill.",
+        epilog="Executed notebooks go to OUT/executed/. A rerun skips finished work; --force redoes it.",
+    )
+    parser.add_argument("--profile", default="auto", help=f"one of {', '.join(PROFILES)}; "
+                        "default: full where a CUDA GPU is found, else quick")
+    parser.add_argument("--sizes", default="all", help="model sizes to train: 'all' or a list such as 1M,3M,7M")
+    parser.add_argument("--out", default=str(OutputDirs(NOTEBOOKS_DIR.parent).root),
+                        help="output folder (default: the repository root, so data/ and figures/ fill in place)")
+    parser.add_argument("--force", action="store_true", help="rerun notebooks that finished before")
+    args = parser.parse_args(argv)
+
+    try:
+        profile = resolve_profile(args.profile)
+        sizes = parse_sizes(args.sizes)
+    except (ValueError, UnknownSizeError) as err:
+        parser.error(str(err))
+    out = OutputDirs(args.out)
+    out.executed.mkdir(parents=True, exist_ok=True)
+    jobs = plan(out, profile, sizes)
+    gpus = _gpu_count()
+    print(f"JungleGPT: profile {profile}, sizes {','.join(sizes)}, output {out.root}, "
+          f"{gpus or 'no'} CUDA GPU{'s' if gpus != 1 else ''}", flush=True)
+
+    started = time.perf_counter()
+    summary: list[tuple[str, str, float]] = []
+    failed: list[tuple[str, Path, str]] = []
+
+    def finish(job: Job, ok: bool, seconds: float, tail: str) -> None:
+        status = "ok" if ok else "FAILED"
+        summary.append((job.label, status, seconds))
+        elapsed = time.perf_counter() - started
+        print(f"  {job.label:<22} {status:<7} {seconds:7.1f} s   (elapsed {elapsed:6.0f} s)", flush=True)
+        if ok and job.notebook not in PER_SIZE:
+            atomic_write_json(_done_marker(out, job.label), {"parameters": job.parameters, "seconds": seconds})
+        if not ok:
+            failed.append((job.label, job.executed, tail))
+
+    i = 0
+    while i < len(jobs):
+        job = jobs[i]
+        if job.notebook in PER_SIZE:
+            group = [j for j in jobs[i:] if j.notebook == job.notebook]
+            i += len(group)
+            todo = []
+            for j in group:
+                if not args.force and is_done(out, j):
+                    summary.append((j.label, "skipped", 0.0))
+                    print(f"  {j.label:<22} skipped (finished before; --force reruns it)", flush=True)
+                else:
+                    todo.append(j)
+            workers = max(1, gpus)
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                futures = {}
+                for k, j in enumerate(todo):
+                    if gpus > 1:
+                        j.env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
+                    print(f"  {j.label:<22} running ...", flush=True)
+                    futures[pool.submit(run_job, j)] = j
+                for fut in concurrent.futures.as_completed(futures):
+                    finish(futures[fut], *fut.result())
+            continue
+        i += 1
+        if not args.force and is_done(out, job):
+            summary.append((job.label, "skipped", 0.0))
+            print(f"  {job.label:<22} skipped (finished before; --force reruns it)", flush=True)
+            continue
+        print(f"  {job.label:<22} running ...", flush=True)
+        finish(job, *run_job(job))
+        if failed:
+            break  # every later notebook needs this one's output
+
+    total = time.perf_counter() - started
+    print(f"\nSummary ({total:.0f} s in all):")
+    for label, status, seconds in summary:
+        print(f"  {label:<22} {status:<8} {seconds:7.1f} s")
+    if failed:
+        print("\nFailed:", file=sys.stderr)
+        for label, executed, tail in failed:
+            print(f"  {label}: see the executed notebook {executed}", file=sys.stderr)
+            if tail:
+                print("    " + tail.replace("\n", "\n    "), file=sys.stderr)
+        return 1
+    atomic_write_json(out.executed / "run_summary.json",
+                      {"profile": profile, "sizes": sizes, "seconds": total,
+                       "notebooks": [{"label": lb, "status": st, "seconds": round(s, 1)} for lb, st, s in summary]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The eight model sizes: one table, used by the training notebook, the tests and the README.
+
+The names are the original project's; the shapes are ours, chosen so that each real parameter
+count (embeddings included, the tied output head counted once) is within 10% of the original's
+stated count, with our default 2,048-token vocabulary and 256 positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_VOCAB_SIZE = 2048
+N_POSITIONS = 256
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    name: str
+    n_layer: int
+    n_embd: int
+    n_head: int
+    target_params: float  # the count the original project gave this name
+
+    def n_params(self, vocab_size: int = DEFAULT_VOCAB_SIZE, n_positions: int = N_POSITIONS) -> int:
+        """GPT-2's parameter count, worked out by hand (a test checks it against the real model).
+
+        Token and position embeddings, then per layer: two LayerNorms (2 x 2d), attention
+        (d x 3d + 3d, then d x d + d) and the MLP (d x 4d + 4d, then 4d x d + d); a final LayerNorm.
+        The output head shares the token embedding's weights, so it adds nothing.
+        """
+        d = self.n_embd
+        per_layer = 12 * d * d + 13 * d
+        return vocab_size * d + n_positions * d + self.n_layer * per_layer + 2 * d
+
+
+SIZES: dict[str, ModelSize] = {
+    s.name: s
+    for s in (
+        ModelSize("1M", n_layer=5, n_embd=128, n_head=4, target_params=1.2e6),
+        ModelSize("3M", n_layer=7, n_embd=192, n_head=3, target_params=3.5e6),
+        ModelSize("7M", n_layer=9, n_embd=256, n_head=4, target_params=7.8e6),
+        ModelSize("15M", n_layer=8, n_embd=384, n_head=6, target_params=15.2e6),
+        ModelSize("22M", n_layer=12, n_embd=384, n_head=6, target_params=22.4e6),
+        ModelSize("37M", n_layer=12, n_embd=512, n_head=8, target_params=37.6e6),
+        ModelSize("59M", n_layer=8, n_embd=768, n_head=12, target_params=59.3e6),
+        ModelSize("100M", n_layer=14, n_embd=768, n_head=12, target_params=100.4e6),
+    )
+}
+
+
+class UnknownSizeError(ValueError):
+    pass
+
+
+def get_size(name: str) -> ModelSize:
+    """Look a size up by name ("15M"; "15m" works too), or fail with the list of valid names."""
+    key = str(name).strip().upper()
+    if key not in SIZES:
+        raise UnknownSizeError(
+            f"unknown model size {name!r}: choose one of {', '.join(SIZES)} (see the table in README.md)."
+        )
+    return SIZES[key]
+
+
+def parse_sizes(spec: str) -> list[str]:
+    """'all' or a comma-separated list ('1M,3M') -> size names, in table order."""
+    if spec.strip().lower() == "all":
+        return list(SIZES)
+    wanted = {get_size(part).name for part in spec.split(",") if part.strip()}
+    if not wanted:
+        raise UnknownSizeError(f"no size given: use 'all' or a list such as 1M,3M (valid: {', '.join(SIZES)}).")
+    return [name for name in SIZES if name in wanted]
+
+
+def size_table_markdown(vocab_size: int = DEFAULT_VOCAB_SIZE) -> str:
+    rows = [
+        "| size | layers | width | heads | context | parameters | original's count |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in SIZES.values():
+        rows.append(
+            f"| {s.name} | {s.n_layer} | {s.n_embd} | {s.n_head} | {N_POSITIONS} | "
+            f"{s.n_params(vocab_size) / 1e6:.2f}M | {s.target_params / 1e6:.1f}M |"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Run the test suite in the same environment that run_all.sh uses (made on first use).
+# Extra arguments go to pytest, e.g. ./run_tests.sh -k data -x
+set -euo pipefail
+source "$(dirname "$0")/scripts/setup_env.sh"
+cd "$repo_root"
+exec "$PYTHON" -m pytest "$@"

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from junglegpt import data as jb
+from junglegpt.paths import REPO_ROOT
+
+
+def _shared_data() -> Path:
+    configured = os.environ.get(jb.DATA_DIR_ENV)
+    path = Path(configured) if configured else REPO_ROOT.parent / "shared" / "data"
+    if not (path / "jungle_book" / "pg236.txt").exists():
+        pytest.fail(f"the book texts are not at {path}: set {jb.DATA_DIR_ENV} to a folder laid out like shared/data")
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return _shared_data()
+
+
+@pytest.fixture(autouse=True)
+def _data_dir_env(monkeypatch, shared_data):
+    """Every test sees the shared texts through JUNGLE_DATA_DIR, as CI sets it."""
+    monkeypatch.setenv(jb.DATA_DIR_ENV, str(shared_data))
+
+
+@pytest.fixture(scope="session")
+def editions(shared_data) -> dict[str, str]:
+    return {name: jb.read_text(shared_data / "jungle_book" / name) for name in ("pg236.txt", "pg35997.txt")}

@@ -1,0 +1,113 @@
+"""Locating, checking, cleaning and splitting the book."""
+
+from __future__ import annotations
+
+import pytest
+
+from junglegpt import data as jb
+
+STORIES = [t for t, kind in jb.JUNGLE_BOOK_PARTS if kind == "story"]
+
+
+@pytest.mark.parametrize("edition", ["pg236.txt", "pg35997.txt"])
+def test_clean_book_finds_all_parts_and_drops_the_wrapping(editions, edition):
+    raw = editions[edition]
+    jb.check_text(raw, jb.JUNGLE_BOOK, edition)
+    parts = jb.clean_book(raw)
+    assert [(p["title"], p["kind"]) for p in parts] == list(jb.JUNGLE_BOOK_PARTS)
+    text = jb.join_parts(parts)
+    assert 255_000 < len(text) < 285_000
+    for junk in ("[Illustration", "Project Gutenberg", "Transcriber", "CONTENTS", "LIST OF ILLUSTRATIONS", "_"):
+        assert junk not in text, junk
+    by_title = {p["title"]: p["text"] for p in parts}
+    assert "Father Wolf" in by_title["Mowgli's Brothers"]
+    assert "Kotick" in by_title["The White Seal"]
+    assert by_title["Parade Song of the Camp Animals"].rstrip(".!").endswith("Pack and harness, pad and load")
+    for title in STORIES:
+        assert len(by_title[title]) > 25_000, title  # a story cut short means a heading matched too early
+
+
+def test_clean_book_with_and_without_gutenberg_header(editions):
+    raw = editions["pg35997.txt"]
+    body_only = jb.strip_gutenberg(raw)
+    assert jb.clean_book(raw) == jb.clean_book(body_only)
+
+
+def test_reflow_joins_prose_and_keeps_verse_lines():
+    block = "It was seven o'clock\nof a warm evening.\n\n     Now Rann the Kite\n        That Mang the Bat\n"
+    assert jb.reflow(block) == "It was seven o'clock of a warm evening.\n\nNow Rann the Kite\n   That Mang the Bat"
+
+
+@pytest.mark.parametrize("edition", ["pg236.txt", "pg35997.txt"])
+def test_split_is_about_ten_percent_from_every_story_without_leakage(editions, edition):
+    parts = jb.clean_book(editions[edition])
+    split = jb.split_parts(parts)
+    train, val = jb.join_parts(split["train"]), jb.join_parts(split["validation"])
+    assert 0.08 < len(val) / (len(train) + len(val)) < 0.12
+    val_by_title = {p["title"]: p["text"] for p in split["validation"]}
+    for title in STORIES:
+        assert len(val_by_title[title]) > 1000, f"no validation text from {title}"
+    train_paragraphs = set(jb.paragraphs(train))
+    assert not [p for p in jb.paragraphs(val) if p in train_paragraphs]
+    # Nothing lost, nothing added: the two halves hold exactly the book's paragraphs.
+    assert sorted(jb.paragraphs(train) + jb.paragraphs(val)) == sorted(jb.paragraphs(jb.join_parts(parts)))
+
+
+def test_split_is_deterministic_and_depends_on_the_seed(editions):
+    parts = jb.clean_book(editions["pg236.txt"])
+    assert jb.split_parts(parts) == jb.split_parts(parts)
+    assert jb.split_parts(parts, seed=1) != jb.split_parts(parts, seed=2)
+
+
+def test_heldout_book_is_never_in_the_split(editions, shared_data):
+    heldout = jb.clean_text(jb.read_text(shared_data / "heldout" / "pg37364.txt"))
+    split = jb.split_parts(jb.clean_book(editions["pg236.txt"]))
+    heldout_paragraphs = {p for p in jb.paragraphs(heldout) if len(p) > 200}
+    for half in split.values():
+        assert not heldout_paragraphs & set(jb.paragraphs(jb.join_parts(half)))
+
+
+@pytest.mark.parametrize(
+    "make_bad, message",
+    [
+        (lambda raw: "<!DOCTYPE html><html><body>Sorry</body></html>", "HTML page"),
+        (lambda raw: "", "empty"),
+        (lambda raw: raw[: len(raw) // 2], "truncated"),
+        (lambda raw: raw[:-60_000], "truncated"),
+    ],
+)
+def test_check_text_refuses_bad_copies(editions, make_bad, message):
+    with pytest.raises(jb.BookTextError, match=message):
+        jb.check_text(make_bad(editions["pg236.txt"]), jb.JUNGLE_BOOK, "test")
+
+
+def test_check_text_refuses_another_book(shared_data):
+    kim = jb.read_text(shared_data / "kipling" / "pg35555.txt")
+    with pytest.raises(jb.BookTextError, match="does not look like The Jungle Book"):
+        jb.check_text(kim, jb.JUNGLE_BOOK, "pg236.txt")
+
+
+def test_find_text_prefers_data_dir_then_raw(tmp_path, shared_data, monkeypatch, editions):
+    raw_dir = tmp_path / "raw"
+    assert jb.find_text(jb.JUNGLE_BOOK, raw_dir) == shared_data / "jungle_book" / "pg236.txt"
+    monkeypatch.delenv(jb.DATA_DIR_ENV)
+    raw_dir.mkdir()
+    (raw_dir / "pg236.txt").write_text(editions["pg236.txt"], encoding="utf-8")
+    assert jb.find_text(jb.JUNGLE_BOOK, raw_dir) == raw_dir / "pg236.txt"
+
+
+def test_find_text_refuses_a_bad_local_copy(tmp_path, monkeypatch):
+    monkeypatch.delenv(jb.DATA_DIR_ENV)
+    (tmp_path / "pg236.txt").write_text("<html>Forbidden</html>", encoding="utf-8")
+    with pytest.raises(jb.BookTextError, match="Delete it"):
+        jb.find_text(jb.JUNGLE_BOOK, tmp_path)
+
+
+def test_offline_with_nothing_local_says_where_to_put_the_file(tmp_path, monkeypatch):
+    monkeypatch.delenv(jb.DATA_DIR_ENV)
+    unreachable = ("http://127.0.0.1:9/pg236.txt",)  # the discard port: connection refused
+    with pytest.raises(FileNotFoundError) as err:
+        jb.find_text(jb.JUNGLE_BOOK, tmp_path, urls=unreachable, timeout=2, retries=1)
+    assert str(tmp_path / "pg236.txt") in str(err.value)
+    assert jb.DATA_DIR_ENV in str(err.value)
+    assert list(tmp_path.iterdir()) == []

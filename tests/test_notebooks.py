@@ -1,0 +1,116 @@
+"""The notebooks: committed clean, alike where they should be, and runnable under papermill."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from junglegpt.notebook_setup import SETUP_CELL
+from junglegpt.paths import NOTEBOOKS_DIR, OutputDirs
+from junglegpt.run_all import SERIES
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+
+
+def _read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def test_the_series_exists_in_order():
+    names = [p.stem for p in NOTEBOOKS]
+    assert names[0] == "01_data_exploration"
+    assert [n for n in SERIES if n in names] == [n for n in names if n in SERIES]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_without_outputs(path):
+    nb = _read(path)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear the outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_shape(path):
+    nb = _read(path)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].source == SETUP_CELL, "the first code cell must be junglegpt.notebook_setup.SETUP_CELL"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    assert "out_dir =" in tagged[0].source and "profile =" in tagged[0].source
+    intro = nb.cells[0].source
+    assert nb.cells[0].cell_type == "markdown"
+    for phrase in ("What this notebook teaches", "What it needs", "How long it takes", "T4", "CPU"):
+        assert phrase in intro, f"{path.name}: the opening cell should say '{phrase}'"
+    ending = "\n".join(c.source for c in nb.cells[-3:] if c.cell_type == "markdown")
+    assert "## Summary" in ending and "## Exercises" in ending
+
+
+def _run_all(*args, env=None, timeout=1800):
+    return subprocess.run(
+        [sys.executable, "-m", "junglegpt.run_all", *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, shared_data):
+    """The whole series in the smoke profile, once for every test that reads its outputs."""
+    out = tmp_path_factory.mktemp("smoke")
+    env = {"JUNGLE_DATA_DIR": str(shared_data)}
+    proc = _run_all("--profile", "smoke", "--sizes", "all", "--out", str(out), env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return OutputDirs(out), proc.stdout
+
+
+def test_smoke_run_writes_the_data_and_figures(smoke_run):
+    out, _ = smoke_run
+    assert out.train_txt.stat().st_size > 200_000
+    assert 20_000 < out.val_txt.stat().st_size < 40_000
+    for name in ("01_part_lengths", "01_zipf_heaps", "01_characters_cast"):
+        assert (out.figures / f"{name}.png").exists()
+    assert (out.dataset / "dataset_dict.json").exists()
+    for name in SERIES:
+        if (NOTEBOOKS_DIR / f"{name}.ipynb").exists():
+            assert list(out.executed.glob(f"{name}*.ipynb")), f"no executed copy of {name}"
+
+
+def test_executed_notebooks_go_to_out_not_over_the_sources(smoke_run):
+    for path in NOTEBOOKS:
+        assert all(c.outputs == [] for c in _read(path).cells if c.cell_type == "code")
+
+
+def test_rerun_skips_finished_work(smoke_run):
+    out, _ = smoke_run
+    proc = _run_all("--profile", "smoke", "--sizes", "all", "--out", str(out.root))
+    assert proc.returncode == 0, proc.stderr
+    assert "running" not in proc.stdout
+    summary = json.loads((out.executed / "run_summary.json").read_text())
+    assert {n["status"] for n in summary["notebooks"]} == {"skipped"}
+
+
+def test_a_failing_notebook_is_named_with_its_executed_copy(tmp_path, shared_data):
+    bad = tmp_path / "bad_data" / "jungle_book"
+    bad.mkdir(parents=True)
+    (bad / "pg236.txt").write_text("<html><body>503 Service Unavailable</body></html>", encoding="utf-8")
+    out = tmp_path / "out"
+    proc = _run_all("--profile", "smoke", "--out", str(out), env={"JUNGLE_DATA_DIR": str(bad.parent)})
+    assert proc.returncode == 1
+    assert "01_data_exploration" in proc.stderr
+    assert str(out / "executed" / "01_data_exploration.ipynb") in proc.stderr
+    assert "HTML page" in proc.stderr
+    assert not (out / "data" / "train.txt").exists()
+
+
+def test_bad_arguments_are_refused_with_the_valid_choices(tmp_path):
+    proc = _run_all("--sizes", "1M,5M", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert "5M" in proc.stderr and "1M, 3M, 7M, 15M, 22M, 37M, 59M, 100M" in proc.stderr
+    proc = _run_all("--profile", "fast", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "smoke, quick, full" in proc.stderr

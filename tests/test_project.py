@@ -1,0 +1,45 @@
+"""Project hygiene: one list of dependencies, lint, and the README's two commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+
+from junglegpt.paths import REPO_ROOT
+
+
+def _environment_yml_pip_deps() -> list[str]:
+    lines = (REPO_ROOT / "environment.yml").read_text().splitlines()
+    start = lines.index("  - pip:")
+    deps = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("      - "):
+            break
+        deps.append(line.removeprefix("      - ").strip())
+    return deps
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    listed = [d for d in _environment_yml_pip_deps() if d != "-e ."]
+    assert sorted(listed) == sorted(declared)
+    assert project["optional-dependencies"]["torch-pin"] == ["torch==2.13.0"]
+
+
+def test_ruff_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", str(REPO_ROOT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_readme_gives_the_two_commands_that_ci_runs():
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "./run_all.sh" in readme and "./run_tests.sh" in readme
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    assert "./run_tests.sh" in ci and "JUNGLE_DATA_DIR" in ci
+
+
+def test_book_texts_are_not_committed():
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.split()
+    assert not [f for f in tracked if f.startswith("data/") and f != "data/README.md"]
