@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import hashlib
 import os
 import subprocess
 import sys
@@ -51,7 +52,13 @@ def is_done(out: OutputDirs, job: Job) -> bool:
         metrics = out.model(job.parameters["model_size"]) / "metrics.json"
         return metrics.exists() and read_json(metrics).get("profile") == job.parameters["profile"]
     marker = _done_marker(out, job.label)
-    return marker.exists() and read_json(marker).get("parameters") == job.parameters
+    return marker.exists() and read_json(marker) == _marker_content(job)
+
+
+def _marker_content(job: Job) -> dict:
+    """What a finished run is recognised by: its parameters and the notebook's source (edits rerun it)."""
+    source = (NOTEBOOKS_DIR / f"{job.notebook}.ipynb").read_bytes()
+    return {"parameters": job.parameters, "notebook_sha256": hashlib.sha256(source).hexdigest()}
 
 
 def run_job(job: Job, quiet: bool = True) -> tuple[bool, float, str]:
@@ -133,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - started
         print(f"  {job.label:<22} {status:<7} {seconds:7.1f} s   (elapsed {elapsed:6.0f} s)", flush=True)
         if ok and job.notebook not in PER_SIZE:
-            atomic_write_json(_done_marker(out, job.label), {"parameters": job.parameters, "seconds": seconds})
+            atomic_write_json(_done_marker(out, job.label), _marker_content(job))
         if not ok:
             failed.append((job.label, job.executed, tail))
 

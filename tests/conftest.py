@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from junglegpt import data as jb
-from junglegpt.paths import REPO_ROOT
+from junglegpt.paths import REPO_ROOT, OutputDirs
+
+from .helpers import run_all_cli
 
 
 def _shared_data() -> Path:
@@ -31,3 +33,13 @@ def _data_dir_env(monkeypatch, shared_data):
 @pytest.fixture(scope="session")
 def editions(shared_data) -> dict[str, str]:
     return {name: jb.read_text(shared_data / "jungle_book" / name) for name in ("pg236.txt", "pg35997.txt")}
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, shared_data):
+    """The whole series in the smoke profile, once for every test that reads its outputs."""
+    out = tmp_path_factory.mktemp("smoke")
+    env = {jb.DATA_DIR_ENV: str(shared_data)}
+    proc = run_all_cli("--profile", "smoke", "--sizes", "all", "--out", str(out), env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return OutputDirs(out), proc.stdout

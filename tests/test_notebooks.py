@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import nbformat
 import pytest
 
 from junglegpt.notebook_setup import SETUP_CELL
-from junglegpt.paths import NOTEBOOKS_DIR, OutputDirs
+from junglegpt.paths import NOTEBOOKS_DIR
 from junglegpt.run_all import SERIES
+
+from .helpers import run_all_cli
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
@@ -52,23 +51,6 @@ def test_notebook_shape(path):
     assert "## Summary" in ending and "## Exercises" in ending
 
 
-def _run_all(*args, env=None, timeout=1800):
-    return subprocess.run(
-        [sys.executable, "-m", "junglegpt.run_all", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-    )
-
-
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory, shared_data):
-    """The whole series in the smoke profile, once for every test that reads its outputs."""
-    out = tmp_path_factory.mktemp("smoke")
-    env = {"JUNGLE_DATA_DIR": str(shared_data)}
-    proc = _run_all("--profile", "smoke", "--sizes", "all", "--out", str(out), env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return OutputDirs(out), proc.stdout
-
-
 def test_smoke_run_writes_the_data_and_figures(smoke_run):
     out, _ = smoke_run
     assert out.train_txt.stat().st_size > 200_000
@@ -88,7 +70,7 @@ def test_executed_notebooks_go_to_out_not_over_the_sources(smoke_run):
 
 def test_rerun_skips_finished_work(smoke_run):
     out, _ = smoke_run
-    proc = _run_all("--profile", "smoke", "--sizes", "all", "--out", str(out.root))
+    proc = run_all_cli("--profile", "smoke", "--sizes", "all", "--out", str(out.root))
     assert proc.returncode == 0, proc.stderr
     assert "running" not in proc.stdout
     summary = json.loads((out.executed / "run_summary.json").read_text())
@@ -100,7 +82,7 @@ def test_a_failing_notebook_is_named_with_its_executed_copy(tmp_path, shared_dat
     bad.mkdir(parents=True)
     (bad / "pg236.txt").write_text("<html><body>503 Service Unavailable</body></html>", encoding="utf-8")
     out = tmp_path / "out"
-    proc = _run_all("--profile", "smoke", "--out", str(out), env={"JUNGLE_DATA_DIR": str(bad.parent)})
+    proc = run_all_cli("--profile", "smoke", "--out", str(out), env={"JUNGLE_DATA_DIR": str(bad.parent)})
     assert proc.returncode == 1
     assert "01_data_exploration" in proc.stderr
     assert str(out / "executed" / "01_data_exploration.ipynb") in proc.stderr
@@ -109,8 +91,8 @@ def test_a_failing_notebook_is_named_with_its_executed_copy(tmp_path, shared_dat
 
 
 def test_bad_arguments_are_refused_with_the_valid_choices(tmp_path):
-    proc = _run_all("--sizes", "1M,5M", "--out", str(tmp_path))
+    proc = run_all_cli("--sizes", "1M,5M", "--out", str(tmp_path))
     assert proc.returncode == 2
     assert "5M" in proc.stderr and "1M, 3M, 7M, 15M, 22M, 37M, 59M, 100M" in proc.stderr
-    proc = _run_all("--profile", "fast", "--out", str(tmp_path))
+    proc = run_all_cli("--profile", "fast", "--out", str(tmp_path))
     assert proc.returncode == 2 and "smoke, quick, full" in proc.stderr
