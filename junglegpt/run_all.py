@@ -80,16 +80,17 @@ def run_job(job: Job, quiet: bool = True) -> tuple[bool, float, str]:
     return proc.returncode == 0, seconds, tail
 
 
-def plan(out: OutputDirs, profile: str, sizes: list[str], extra: dict | None = None) -> list[Job]:
+def plan(out: OutputDirs, profile: str, sizes: list[str], force: bool = False) -> list[Job]:
     jobs = []
     for name in SERIES:
         if not (NOTEBOOKS_DIR / f"{name}.ipynb").exists():
             continue
-        base = {"out_dir": str(out.root), "profile": profile, **(extra or {}).get(name, {})}
+        base = {"out_dir": str(out.root), "profile": profile}
         if name in PER_SIZE:
             for size in sizes:
                 label = f"{name}_{size}"
-                jobs.append(Job(name, {**base, "model_size": size}, out.executed / f"{label}.ipynb", label))
+                params = {**base, "model_size": size, **({"force": True} if force else {})}
+                jobs.append(Job(name, params, out.executed / f"{label}.ipynb", label))
         else:
             jobs.append(Job(name, base, out.executed / f"{name}.ipynb", name))
     return jobs
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     out = OutputDirs(args.out)
     out.executed.mkdir(parents=True, exist_ok=True)
-    jobs = plan(out, profile, sizes)
+    jobs = plan(out, profile, sizes, force=args.force)
     gpus = _gpu_count()
     print(f"JungleGPT: profile {profile}, sizes {','.join(sizes)}, output {out.root}, "
           f"{gpus or 'no'} CUDA GPU{'s' if gpus != 1 else ''}", flush=True)

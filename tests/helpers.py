@@ -16,8 +16,20 @@ def run_all_cli(*args, env=None, timeout=1800):
     )
 
 
-def run_notebook(name: str, out: Path, **parameters) -> tuple[bool, str]:
+def run_notebook(name: str, out: Path, env: dict | None = None, **parameters) -> tuple[bool, str]:
     """Run one notebook with papermill into `out`; return (succeeded, the tail of its output)."""
     params = {"out_dir": str(out), "profile": "smoke", **parameters}
-    ok, _, tail = run_job(Job(name, params, Path(out) / "executed" / f"{name}.ipynb", name))
+    ok, _, tail = run_job(Job(name, params, Path(out) / "executed" / f"{name}.ipynb", name, env=env or {}))
     return ok, tail
+
+
+def executed_text(out: Path, name: str) -> str:
+    """Everything an executed notebook printed, as one string."""
+    import nbformat
+
+    nb = nbformat.read(Path(out) / "executed" / f"{name}.ipynb", as_version=4)
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", "") or str(output.get("data", {}).get("text/plain", "")))
+    return "\n".join(parts)

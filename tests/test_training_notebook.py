@@ -1,0 +1,125 @@
+"""Notebook 03 end to end: what the model learns, resuming after a kill, and the saved folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+from junglegpt.paths import OutputDirs
+from junglegpt.sizes import SIZES
+from junglegpt.training import KILL_FOR_TEST_ENV
+
+from .helpers import executed_text, run_notebook
+
+
+def test_smoke_sweep_leaves_all_eight_model_folders(smoke_run):
+    out, _ = smoke_run
+    for name, size in SIZES.items():
+        metrics = json.loads((out.model(name) / "metrics.json").read_text())
+        assert metrics["model_size"] == name and metrics["profile"] == "smoke"
+        assert metrics["n_params"] == size.n_params()
+        for key in ("best_val_loss", "best_val_bpb", "best_step", "train_loss_at_best", "train_time_s",
+                    "train_tokens_per_s", "peak_memory_mb", "device", "seed", "history"):
+            assert key in metrics, key
+        assert {"step", "epoch", "train_loss", "val_loss", "val_bpb"} <= set(metrics["history"][0])
+        for filename in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "README.md"):
+            assert (out.model(name) / filename).exists(), f"{name}/{filename}"
+        assert not (out.model(name) / "training").exists(), "checkpoints are removed once the model is saved"
+
+
+def test_saved_model_loads_with_auto_classes_and_pipeline(smoke_run):
+    out, _ = smoke_run
+    folder = out.model("1M")
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    generate = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    text = generate("Deep in the jungle, Mowgli", max_new_tokens=5, do_sample=False)[0]["generated_text"]
+    assert text.startswith("Deep in the jungle, Mowgli")
+    assert "best validation loss" in (folder / "README.md").read_text()
+
+
+def test_unknown_size_fails_at_once_listing_the_valid_ones(smoke_run, tmp_path):
+    ok, tail = run_notebook("03_train", smoke_run[0].root, model_size="5M")
+    assert not ok
+    assert "1M, 3M, 7M, 15M, 22M, 37M, 59M, 100M" in tail
+
+
+def test_negative_learning_rate_is_refused_before_training(smoke_run, tmp_path):
+    shutil.copytree(smoke_run[0].data, tmp_path / "data")
+    ok, tail = run_notebook("03_train", tmp_path, lr=-0.001)
+    assert not ok and "learning rate" in tail
+    assert not (tmp_path / "models").exists()
+
+
+def test_the_model_learns_the_next_token_not_the_one_after(tmp_path):
+    """Train on the alphabet, over and over: after 'abcdefghij' the model must say 'k', not 'l'."""
+    out = OutputDirs(tmp_path).make()
+    alphabet = "abcdefghijklmnopqrstuvwxyz"
+    out.train_txt.write_text(alphabet * 3000, encoding="utf-8")
+    out.val_txt.write_text(alphabet * 100, encoding="utf-8")
+    ok, tail = run_notebook("02_tokenizer", tmp_path, vocab_size=257)  # bytes only: one letter, one token
+    assert ok, tail
+    ok, tail = run_notebook("03_train", tmp_path, model_size="1M", max_steps=60, eval_interval=30,
+                            checkpoint_interval=60, block_size=64, batch_size=8, lr=3e-3, warmup_steps=5,
+                            dropout=0.0, train_eval_tokens=512)
+    assert ok, tail
+    model = AutoModelForCausalLM.from_pretrained(out.model("1M")).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out.model("1M"))
+    ids = torch.tensor([tokenizer.encode(alphabet[3:] + alphabet[:10])])
+    with torch.no_grad():
+        predicted = model(input_ids=ids).logits[0].argmax(-1)
+    following = tokenizer.decode(predicted[-10:])
+    assert following == "bcdefghijk", following  # each position predicts the letter right after it
+
+
+def test_killed_run_resumes_to_the_same_result(smoke_run, tmp_path):
+    settings = dict(model_size="1M", max_steps=8, eval_interval=2, checkpoint_interval=2, patience=100)
+    runs = {}
+    for name in ("straight", "killed"):
+        root = tmp_path / name
+        shutil.copytree(smoke_run[0].data, root / "data")
+        shutil.copytree(smoke_run[0].tokenizer, root / "tokenizer")
+        runs[name] = OutputDirs(root)
+    ok, tail = run_notebook("03_train", runs["straight"].root, **settings)
+    assert ok, tail
+
+    # Killed (like kill -9) half-way through writing the checkpoint of step 6.
+    ok, _ = run_notebook("03_train", runs["killed"].root, env={KILL_FOR_TEST_ENV: "6"}, **settings)
+    assert not ok
+    state_dir = runs["killed"].model("1M") / "training"
+    assert [p.name for p in state_dir.glob("step_*")] == ["step_000004"]
+    assert list(state_dir.glob(".step_000006*")), "the half-written checkpoint is left as a temporary folder"
+
+    ok, tail = run_notebook("03_train", runs["killed"].root, **settings)
+    assert ok, tail
+    assert "resuming from step_000004" in executed_text(runs["killed"].root, "03_train")
+    straight, resumed = (json.loads((r.model("1M") / "metrics.json").read_text()) for r in runs.values())
+    assert resumed["history"] == straight["history"]
+    assert resumed["best_val_loss"] == straight["best_val_loss"]
+    assert not state_dir.exists()
+
+
+def test_same_seed_same_metrics(smoke_run, tmp_path):
+    """The smoke sweep's 1M run, repeated in another folder, gives identical numbers."""
+    root = tmp_path / "again"
+    shutil.copytree(smoke_run[0].data, root / "data")
+    shutil.copytree(smoke_run[0].tokenizer, root / "tokenizer")
+    ok, tail = run_notebook("03_train", root, model_size="1M")
+    assert ok, tail
+    first = json.loads((smoke_run[0].model("1M") / "metrics.json").read_text())
+    again = json.loads((OutputDirs(root).model("1M") / "metrics.json").read_text())
+    assert again["history"] == first["history"]
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_finished_size_is_not_retrained_unless_forced(smoke_run, tmp_path, force):
+    root = tmp_path / "copy"
+    shutil.copytree(smoke_run[0].root, root, ignore=shutil.ignore_patterns("executed"))
+    ok, tail = run_notebook("03_train", root, model_size="1M", force=force)
+    assert ok, tail
+    said = executed_text(root, "03_train")
+    assert ("already finished with these settings" in said) != force
