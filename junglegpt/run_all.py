@@ -28,8 +28,10 @@ SERIES = (
     "03_train",  # once per model size
     "04_evaluate",
     "05_generate",
+    "08_publish",  # a dry run unless --push
 )
 PER_SIZE = {"03_train"}
+HEADLESS = {"05_generate": {"interactive": False}}  # papermill has no widget frontend
 
 
 @dataclass
@@ -80,12 +82,19 @@ def run_job(job: Job, quiet: bool = True) -> tuple[bool, float, str]:
     return proc.returncode == 0, seconds, tail
 
 
-def plan(out: OutputDirs, profile: str, sizes: list[str], force: bool = False) -> list[Job]:
+def announce_and_run(job: Job) -> tuple[bool, float, str]:
+    print(f"  {job.label:<22} running ...", flush=True)
+    return run_job(job)
+
+
+def plan(out: OutputDirs, profile: str, sizes: list[str], force: bool = False, push: str | None = None) -> list[Job]:
     jobs = []
+    # The token is never a parameter: notebook 08 reads it from a secret store itself.
+    publish = {"08_publish": {"push": True, "repo_id": push}} if push else {}
     for name in SERIES:
         if not (NOTEBOOKS_DIR / f"{name}.ipynb").exists():
             continue
-        base = {"out_dir": str(out.root), "profile": profile}
+        base = {"out_dir": str(out.root), "profile": profile, **HEADLESS.get(name, {}), **publish.get(name, {})}
         if name in PER_SIZE:
             for size in sizes:
                 label = f"{name}_{size}"
@@ -117,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(OutputDirs(NOTEBOOKS_DIR.parent).root),
                         help="output folder (default: the repository root, so data/ and figures/ fill in place)")
     parser.add_argument("--force", action="store_true", help="rerun notebooks that finished before")
+    parser.add_argument("--push", metavar="REPO_ID",
+                        help="publish the best size to this Hugging Face repository (e.g. your-name/junglegpt); "
+                        "the token comes from HF_TOKEN or your login, never the command line")
     args = parser.parse_args(argv)
 
     try:
@@ -126,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     out = OutputDirs(args.out)
     out.executed.mkdir(parents=True, exist_ok=True)
-    jobs = plan(out, profile, sizes, force=args.force)
+    jobs = plan(out, profile, sizes, force=args.force, push=args.push)
     gpus = _gpu_count()
     print(f"JungleGPT: profile {profile}, sizes {','.join(sizes)}, output {out.root}, "
           f"{gpus or 'no'} CUDA GPU{'s' if gpus != 1 else ''}", flush=True)
@@ -164,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 for k, j in enumerate(todo):
                     if gpus > 1:
                         j.env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
-                    print(f"  {j.label:<22} running ...", flush=True)
-                    futures[pool.submit(run_job, j)] = j
+                    futures[pool.submit(announce_and_run, j)] = j
                 for fut in concurrent.futures.as_completed(futures):
                     finish(futures[fut], *fut.result())
             continue
@@ -174,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             summary.append((job.label, "skipped", 0.0))
             print(f"  {job.label:<22} skipped (finished before; --force reruns it)", flush=True)
             continue
-        print(f"  {job.label:<22} running ...", flush=True)
-        finish(job, *run_job(job))
+        finish(job, *announce_and_run(job))
         if failed:
             break  # every later notebook needs this one's output
 

@@ -21,21 +21,22 @@ from .sizes import N_POSITIONS, get_size
 PEAK_LR = {"1M": 2e-3, "3M": 2e-3, "7M": 1.5e-3, "15M": 1e-3, "22M": 8e-4, "37M": 6e-4, "59M": 5e-4, "100M": 4e-4}
 DROPOUT = {"1M": 0.1, "3M": 0.1, "7M": 0.1, "15M": 0.2, "22M": 0.2, "37M": 0.2, "59M": 0.2, "100M": 0.2}
 
-# The quick profile gives every size about a minute of training on 2 CPU cores: these step counts
-# were measured on such a machine (benchmarks/cpu_step_times.json); time_budget_s stops a slower
-# machine at the same wall time.
-QUICK_STEPS = {"1M": 120, "3M": 63, "7M": 37, "15M": 20, "22M": 14, "37M": 9, "59M": 7, "100M": 4}
+# The quick profile gives every size the same wall time, about 60 s of training and evaluation on
+# 2 CPU cores: these step counts come from the step times measured on such a machine
+# (benchmarks/results/train_step_cpu.json), less two evaluations. time_budget_s stops a slower
+# machine at the same wall time; a faster one finishes early.
+QUICK_STEPS = {"1M": 104, "3M": 52, "7M": 30, "15M": 16, "22M": 10, "37M": 6, "59M": 4, "100M": 2}
 
 PROFILE_SETTINGS = {
     # a few steps of everything: tests the plumbing
     "smoke": dict(block_size=32, batch_size=4, max_steps=3, eval_interval=3, checkpoint_interval=2, patience=1,
-                  warmup_steps=1, train_eval_tokens=1024, time_budget_s=None),
-    # every size on the same ~1-minute CPU budget
+                  warmup_steps=1, train_eval_tokens=1024, val_tokens=1024, time_budget_s=None),
+    # every size on the same ~1-minute CPU budget; validation always scored in full
     "quick": dict(block_size=128, batch_size=16, max_steps=None, eval_interval=None, checkpoint_interval=None,
-                  patience=100, warmup_steps=None, train_eval_tokens=4096, time_budget_s=90),
+                  patience=100, warmup_steps=None, train_eval_tokens=2048, val_tokens=None, time_budget_s=65),
     # train to early stopping
     "full": dict(block_size=256, batch_size=32, max_steps=3000, eval_interval=10, checkpoint_interval=100,
-                 patience=10, warmup_steps=50, train_eval_tokens=None, time_budget_s=None),
+                 patience=10, warmup_steps=50, train_eval_tokens=None, val_tokens=None, time_budget_s=None),
 }
 
 
@@ -47,7 +48,7 @@ def training_settings(model_size: str, profile: str, **overrides) -> dict:
     settings["micro_batch_size"] = settings["batch_size"]
     if profile == "quick":
         settings["max_steps"] = QUICK_STEPS[size]
-        settings["eval_interval"] = max(1, QUICK_STEPS[size] // 4)
+        settings["eval_interval"] = max(1, QUICK_STEPS[size] // 2)  # two evaluations: mid-way and at the end
         settings["checkpoint_interval"] = max(1, QUICK_STEPS[size] // 2)
         settings["warmup_steps"] = max(1, QUICK_STEPS[size] // 10)
     settings.update({k: v for k, v in overrides.items() if v is not None})
@@ -77,8 +78,9 @@ def check_settings(s: dict) -> None:
     micro = s["micro_batch_size"]
     if not (isinstance(micro, int) and 1 <= micro <= s["batch_size"] and s["batch_size"] % micro == 0):
         problems.append(f"micro_batch_size={micro}: must divide batch_size ({s['batch_size']})")
-    if s["train_eval_tokens"] is not None and not s["train_eval_tokens"] >= 1:
-        problems.append(f"train_eval_tokens={s['train_eval_tokens']}: must be at least 1, or None for as many as val")
+    for key in ("train_eval_tokens", "val_tokens"):
+        if s[key] is not None and not (isinstance(s[key], int) and s[key] >= 1):
+            problems.append(f"{key}={s[key]}: must be at least 1, or None (the whole validation text's length)")
     if s["time_budget_s"] is not None and not s["time_budget_s"] > 0:
         problems.append(f"time_budget_s={s['time_budget_s']}: must be positive, or None for no limit")
     if problems:
@@ -142,39 +144,6 @@ def clear_stale_temporaries(folder: Path) -> None:
     """Remove half-written folders left by a run that was killed while saving."""
     for tmp in Path(folder).glob(".*.tmp"):
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def model_card(metrics: dict) -> str:
-    """A README.md for the model folder, built from the measured metrics."""
-    m = metrics
-    return f"""---
-library_name: transformers
-pipeline_tag: text-generation
-language: en
-license: mit
-tags: [gpt2, junglegpt, from-scratch, the-jungle-book]
----
-
-# JungleGPT {m['model_size']}
-
-A GPT-2 trained from scratch on Rudyard Kipling's *The Jungle Book* (about 244 thousand characters
-of training text), by the JungleGPT notebooks (`03_train.ipynb`).
-
-| | |
-|---|---|
-| parameters | {m['n_params']:,} ({m['config']['n_layer']} layers, width {m['config']['n_embd']}, \
-{m['config']['n_head']} heads, {m['config']['n_positions']} positions) |
-| tokenizer | byte-level BPE, {m['config']['vocab_size']:,} tokens, fitted on the training text |
-| best validation loss | {m['best_val_loss']:.3f} nats/token, {m['best_val_bpb']:.3f} bits/byte \
-(step {m['best_step']}) |
-| training loss at that step | {m['train_loss_at_best']:.3f} nats/token |
-| training | {m['steps_done']} steps, {m['train_time_s']:.0f} s, {m['train_tokens_per_s']:,.0f} tokens/s |
-| run | profile {m['profile']} ({m['label']}), seed {m['seed']}, on {m['hardware']} |
-
-Intended use: teaching and experiments about model size and small data. It has read one book; it
-writes Kipling-flavoured text that is often ungrammatical and sometimes copied from the book. Not
-for any real application.
-"""
 
 
 def halve_batch_on_oom(run_step, batch_size: int, micro_batch_size: int, on_change=print):

@@ -1,0 +1,152 @@
+"""Generating text from the trained sizes: input checks, a streamer, and the workshop playground.
+
+The notebook (05_generate.ipynb) shows the core calls; this module holds what makes them safe to
+hand to a room of people typing into boxes: every odd input gets an explanation instead of a
+traceback, and the interface keeps working.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer
+
+from .paths import OutputDirs
+from .sizes import SIZES
+
+MAX_TEMPERATURE = 5.0
+
+
+class GenerationInputError(ValueError):
+    """An input the interface refuses, with a message for the person who typed it."""
+
+
+@dataclass
+class Request:
+    prompt: str = "Deep in the jungle, Mowgli"
+    size: str = "15M"
+    max_new_tokens: int = 80
+    temperature: float = 0.8
+    top_k: int = 50
+    top_p: float = 0.95
+    seed: int = 1894
+
+
+@dataclass
+class Prepared:
+    input_ids: torch.Tensor
+    generate_kwargs: dict
+    notes: list[str] = field(default_factory=list)
+
+
+class ModelShelf:
+    """The trained sizes in OUT/models, loaded on first use and kept."""
+
+    def __init__(self, out: OutputDirs, device: str | torch.device | None = None):
+        self.out = out
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self._loaded: dict[str, tuple] = {}
+
+    def available(self) -> list[str]:
+        return [name for name in SIZES if (self.out.model(name) / "config.json").exists()]
+
+    def get(self, size: str):
+        if size not in self._loaded:
+            folder = self.out.model(size)
+            if not (folder / "config.json").exists():
+                trained = ", ".join(self.available()) or "none yet"
+                raise GenerationInputError(
+                    f"The {size} model has not been trained yet (trained: {trained}). Run 03_train.ipynb with "
+                    f"model_size=\"{size}\", or ./run_all.sh --sizes {size}."
+                )
+            model = AutoModelForCausalLM.from_pretrained(folder).to(self.device).eval()
+            self._loaded[size] = (model, AutoTokenizer.from_pretrained(folder))
+        return self._loaded[size]
+
+
+def prepare(request: Request, tokenizer, context: int) -> Prepared:
+    """Check a request and turn it into model inputs and `generate` arguments, with notes for the user."""
+    notes = []
+    if not 1 <= int(request.max_new_tokens) <= 1000:
+        raise GenerationInputError(f"max_new_tokens={request.max_new_tokens}: choose between 1 and 1000.")
+    if not 0 < request.top_p <= 1:
+        raise GenerationInputError(f"top_p={request.top_p}: must be in (0, 1]; 1 keeps every token, 0.9 the "
+                                   "most likely tokens that make up 90% of the probability.")
+    if request.top_k < 0:
+        raise GenerationInputError(f"top_k={request.top_k}: must be 0 (no limit) or more.")
+    if request.temperature > MAX_TEMPERATURE:
+        raise GenerationInputError(f"temperature={request.temperature}: above {MAX_TEMPERATURE} the text is noise; "
+                                   "try 0.5 to 1.2 (0 or below means greedy).")
+    sampling = request.temperature > 0
+    if not sampling:
+        notes.append(f"temperature={request.temperature} ≤ 0: greedy decoding (always the most likely token); "
+                     "top-k, top-p and the seed do not matter.")
+
+    ids = tokenizer.encode(request.prompt, verbose=False) if request.prompt else []
+    if not ids:
+        notes.append("The prompt is empty: the model starts from <|endoftext|>, the start of a text.")
+        ids = [tokenizer.eos_token_id]
+    room = context - int(request.max_new_tokens)
+    if room < 1:
+        raise GenerationInputError(f"max_new_tokens={request.max_new_tokens} leaves no room for the prompt in "
+                                   f"the model's {context}-token context: ask for fewer.")
+    if len(ids) > room:
+        notes.append(f"The prompt is {len(ids)} tokens; with {request.max_new_tokens} new tokens only the last "
+                     f"{room} fit in the {context}-token context, so the start was cut off.")
+        ids = ids[-room:]
+    kwargs = {"max_new_tokens": int(request.max_new_tokens), "do_sample": sampling, "use_cache": True,
+              "pad_token_id": tokenizer.eos_token_id}
+    if sampling:
+        kwargs.update(temperature=float(request.temperature), top_k=int(request.top_k), top_p=float(request.top_p))
+    else:  # say so explicitly, so that the model's generation_config does not turn sampling back on
+        kwargs.update(temperature=None, top_k=None, top_p=None)
+    return Prepared(torch.tensor([ids]), kwargs, notes)
+
+
+class CallbackStreamer(TextStreamer):
+    """transformers' TextStreamer, sending each finished piece of text to `on_text` instead of print."""
+
+    def __init__(self, tokenizer, on_text):
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.on_text = on_text
+
+    def on_finalized_text(self, text: str, stream_end: bool = False):
+        if text:
+            self.on_text(text)
+
+
+def generate(shelf: ModelShelf, request: Request, on_text=None, use_cache: bool = True) -> dict:
+    """Generate a continuation; `on_text` receives the text as it is produced."""
+    model, tokenizer = shelf.get(request.size)
+    prepared = prepare(request, tokenizer, model.config.n_positions)
+    streamer = CallbackStreamer(tokenizer, on_text) if on_text else None
+    torch.manual_seed(request.seed)
+    start = time.perf_counter()
+    with torch.no_grad():
+        output = model.generate(prepared.input_ids.to(shelf.device), streamer=streamer,
+                                **{**prepared.generate_kwargs, "use_cache": use_cache})
+    seconds = time.perf_counter() - start
+    new_ids = output[0, prepared.input_ids.shape[1] :]
+    prompt_text = tokenizer.decode(prepared.input_ids[0], skip_special_tokens=True)
+    continuation = tokenizer.decode(new_ids, skip_special_tokens=True)
+    return {
+        **asdict(request),
+        "text": prompt_text + continuation,
+        "continuation": continuation,
+        "new_tokens": len(new_ids),
+        "tokens_per_s": len(new_ids) / seconds if seconds > 0 else float("nan"),
+        "notes": prepared.notes,
+    }
+
+
+def next_tokens(shelf: ModelShelf, size: str, prompt: str, k: int = 10) -> list[tuple[str, float]]:
+    """The `k` most likely next tokens after `prompt`, with their probabilities."""
+    model, tokenizer = shelf.get(size)
+    prepared = prepare(Request(prompt=prompt, size=size, max_new_tokens=1), tokenizer, model.config.n_positions)
+    with torch.no_grad():
+        logits = model(input_ids=prepared.input_ids.to(shelf.device)).logits[0, -1]
+    probs = torch.softmax(logits.float(), dim=-1)
+    top = torch.topk(probs, k)
+    return [(tokenizer.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices, strict=True)]

@@ -1,0 +1,72 @@
+"""The model card (README.md) of a trained size, built from its measured metrics with huggingface_hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+REQUIRED_METADATA = ("language", "license", "library_name", "pipeline_tag", "model_name")
+VALIDATION = "The Jungle Book (validation slice)"
+HELDOUT = "The Second Jungle Book"
+
+BODY = """
+# JungleGPT {size}
+
+A GPT-2 trained **from scratch** on Rudyard Kipling's *The Jungle Book* (Project Gutenberg #236,
+about 244 thousand characters of training text), by the JungleGPT notebooks (`03_train.ipynb`).
+
+| | |
+|---|---|
+| parameters | {n_params:,} ({n_layer} layers, width {n_embd}, {n_head} heads, {n_positions} positions) |
+| tokenizer | byte-level BPE, {vocab_size:,} tokens, fitted on the training text only |
+| data | The Jungle Book; validation is a contiguous ~10% slice of every story, never trained on |
+| best validation loss | {best_val_loss:.3f} nats/token, **{best_val_bpb:.3f} bits per byte** (step {best_step}) |
+| training loss at that step | {train_loss_at_best:.3f} nats/token |
+| held-out book (The Second Jungle Book) | {heldout} |
+| training | {steps_done} steps ({epochs_done} epochs), {train_time_s:.0f} s, {train_tokens_per_s:,.0f} tokens/s, \
+stopped by {stopped_because} |
+| run | profile `{profile}` ({label}), seed {seed}, on {hardware} |
+
+## Intended use and limitations
+
+For teaching and experiments about model size and small data. The model has read one book: it
+writes Kipling-flavoured text that is often ungrammatical, and larger sizes copy passages from the
+book verbatim. It knows nothing else about the world and is not fit for any real application.
+"""
+
+
+def build_model_card(metrics: dict, heldout_bpb: float | None = None) -> ModelCard:
+    m = metrics
+    name = f"junglegpt-{m['model_size']}"
+
+    def bpb_result(dataset_id: str, dataset: str, value: float) -> EvalResult:
+        # huggingface_hub groups results by dataset type: each text needs its own.
+        return EvalResult(task_type="text-generation", dataset_type=dataset_id, dataset_name=dataset,
+                          metric_type="bits_per_byte", metric_value=round(value, 4))
+
+    results = [bpb_result("jungle-book-validation", VALIDATION, m["best_val_bpb"])]
+    if heldout_bpb is not None:
+        results.append(bpb_result("second-jungle-book", HELDOUT, heldout_bpb))
+    data = ModelCardData(language="en", license="mit", library_name="transformers", pipeline_tag="text-generation",
+                         model_name=name, tags=["gpt2", "junglegpt", "from-scratch"], eval_results=results)
+    body = BODY.format(
+        size=m["model_size"], **m["config"], **{k: m[k] for k in (
+            "n_params", "best_val_loss", "best_val_bpb", "best_step", "train_loss_at_best", "steps_done",
+            "epochs_done", "train_time_s", "train_tokens_per_s", "stopped_because", "profile", "label", "seed",
+            "hardware")},
+        heldout="not measured yet (notebook 04)" if heldout_bpb is None else f"{heldout_bpb:.3f} bits per byte",
+    )
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def check_model_card(readme: str | Path, metrics: dict) -> list[str]:
+    """Validate a card offline: its metadata parses, has the required fields, and states the measured numbers."""
+    card = ModelCard.load(readme)
+    problems = [f"metadata field '{key}' is missing" for key in REQUIRED_METADATA if not getattr(card.data, key, None)]
+    values = {r.dataset_name: r.metric_value for r in (card.data.eval_results or [])}
+    stated = values.get(VALIDATION)
+    if stated is None or abs(stated - metrics["best_val_bpb"]) > 1e-3:
+        problems.append(f"validation bits per byte in the card ({stated}) differs from metrics.json "
+                        f"({metrics['best_val_bpb']:.4f})")
+    return problems

@@ -1,0 +1,47 @@
+"""Notebook 04: results.json, figures, and what happens when sizes are missing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from junglegpt.sizes import SIZES
+
+from .helpers import executed_text, run_notebook
+
+
+def test_results_json_has_every_size_and_every_baseline(smoke_run):
+    out, _ = smoke_run
+    results = json.loads(out.results_json.read_text())
+    assert [r["size"] for r in results["sizes"]] == list(SIZES)
+    for record in results["sizes"]:
+        for key in ("params", "val_bpb", "heldout_bpb", "train_bpb_at_best", "best_step", "train_time_s",
+                    "tokens_per_s", "device", "label", "distinct_1", "longest_copied_chars", "train_8gram_share"):
+            assert key in record, key
+        metrics = json.loads((out.model(record["size"]) / "metrics.json").read_text())
+        assert abs(record["val_bpb"] - metrics["best_val_bpb"]) < 1e-3 * metrics["best_val_bpb"]
+    names = {b["baseline"] for b in results["baselines"]}
+    assert {"byte unigram", "Kneser-Ney 3-gram", "gzip", "bz2", "lzma"} <= names
+    assert {s["size"] for s in results["samples"]} == set(SIZES)
+    assert all(s["text"].startswith(s["prompt"]) for s in results["samples"])
+
+
+def test_at_least_six_figures(smoke_run):
+    out, _ = smoke_run
+    assert len(list(out.figures.glob("04_*.png"))) >= 6
+
+
+def test_missing_sizes_are_named_and_none_fails_clearly(smoke_run, tmp_path):
+    out, _ = smoke_run
+    shutil.copytree(out.data, tmp_path / "data")
+    shutil.copytree(out.tokenizer, tmp_path / "tokenizer")
+    ok, tail = run_notebook("04_evaluate", tmp_path)
+    assert not ok and "run 03_train.ipynb" in tail
+
+    for name in ("1M", "3M"):
+        shutil.copytree(out.model(name), tmp_path / "models" / name)
+    ok, tail = run_notebook("04_evaluate", tmp_path)
+    assert ok, tail
+    assert "missing: 7M, 15M, 22M, 37M, 59M, 100M" in executed_text(tmp_path, "04_evaluate")
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["size"] for r in results["sizes"]] == ["1M", "3M"]

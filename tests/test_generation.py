@@ -1,0 +1,108 @@
+"""Notebook 05 and its helpers: headless output, same seed same text, bad input, the widget callbacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from junglegpt.generation import GenerationInputError, ModelShelf, Request, generate, prepare
+from junglegpt.paths import OutputDirs
+from junglegpt.playground import Playground
+from junglegpt.sizes import SIZES
+
+
+@pytest.fixture(scope="module")
+def shelf(smoke_run):
+    return ModelShelf(smoke_run[0], device="cpu")
+
+
+def test_headless_run_writes_a_generation_for_every_size(smoke_run):
+    out, _ = smoke_run
+    generations = json.loads((out.root / "generations.json").read_text())["generations"]
+    assert [g["size"] for g in generations] == list(SIZES)
+    for g in generations:
+        assert g["text"].startswith("Deep in the jungle, Mowgli")
+        assert g["tokens_per_s"] > 0 and {"temperature", "top_p", "top_k", "seed"} <= set(g)
+
+
+def test_same_seed_same_text_and_another_seed_differs(shelf):
+    request = Request(size="1M", max_new_tokens=15, seed=7)
+    assert generate(shelf, request)["text"] == generate(shelf, request)["text"]
+    texts = {generate(shelf, Request(size="1M", max_new_tokens=15, seed=s))["text"] for s in range(4)}
+    assert len(texts) > 1
+
+
+def test_empty_prompt_starts_from_end_of_text(shelf):
+    result = generate(shelf, Request(prompt="", size="1M", max_new_tokens=5))
+    assert result["new_tokens"] == 5 and "empty" in result["notes"][0]
+
+
+def test_prompt_longer_than_the_context_is_cut_from_the_left(shelf):
+    _, tokenizer = shelf.get("1M")
+    long_prompt = "Mowgli ran. " * 200
+    prepared = prepare(Request(prompt=long_prompt, size="1M", max_new_tokens=56), tokenizer, 256)
+    assert prepared.input_ids.shape[1] == 200
+    assert "cut off" in prepared.notes[0]
+    assert tokenizer.decode(prepared.input_ids[0]) in long_prompt
+
+
+def test_unicode_and_emoji_prompts_work(shelf):
+    result = generate(shelf, Request(prompt="Ünïcödé 🐯🐍 — “jungle”", size="1M", max_new_tokens=5))
+    assert result["text"].startswith("Ünïcödé 🐯🐍 — “jungle”")
+
+
+def test_temperature_zero_or_below_is_greedy(shelf):
+    results = [generate(shelf, Request(size="1M", max_new_tokens=8, temperature=t, seed=s))
+               for t, s in [(0, 1), (-1, 2)]]
+    assert results[0]["text"] == results[1]["text"]
+    assert "greedy" in results[0]["notes"][0]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"temperature": 50}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": -1}, "top_k"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"max_new_tokens": 400}, "no room"),
+    ],
+)
+def test_bad_settings_are_explained(shelf, change, message):
+    with pytest.raises(GenerationInputError, match=message):
+        generate(shelf, Request(size="1M", **change))
+
+
+def test_untrained_size_names_the_notebook(tmp_path):
+    empty = ModelShelf(OutputDirs(tmp_path))
+    with pytest.raises(GenerationInputError, match="03_train.ipynb"):
+        generate(empty, Request(size="15M"))
+
+
+def test_playground_callbacks(shelf):
+    ui = Playground(shelf, Request(size="1M", max_new_tokens=5))
+    ui.widget()  # builds without a frontend
+    result = ui.on_generate()
+    assert result["size"] == "1M" and "Deep in the jungle" in ui.output.value
+    assert "tokens/s" in ui.status.value
+
+    ui.top_p.value = 0.05
+    ui.temperature.value = 0.0
+    assert "greedy" in ui.on_generate()["notes"][0]
+
+    ui.max_new_tokens.value = 3
+    assert [r["size"] for r in ui.on_compare()] == shelf.available()
+    assert "100M" in ui.comparison.value
+
+    tables = ui.on_next_tokens()
+    assert set(tables) == set(SIZES) and all(len(t) == 10 for t in tables.values())
+    assert all(0 < p <= 1 for _, p in tables["1M"])
+    first_choice = tables["1M"][0][0]
+    ui.next_choices.children[0].click()
+    assert ui.prompt.value == "Deep in the jungle, Mowgli" + first_choice
+
+    ui.prompt.value = ""
+    assert ui.on_generate() is not None  # an empty prompt is explained, not an error
+    assert "empty" in ui.status.value
