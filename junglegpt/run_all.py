@@ -31,6 +31,13 @@ SERIES = (
     "08_publish",  # a dry run unless --push
 )
 PER_SIZE = {"03_train"}
+# What each notebook reads from earlier ones: if any of it changes, a finished run is stale.
+UPSTREAM = {
+    "02_tokenizer": ("data/train.txt",),
+    "04_evaluate": ("data/train.txt", "data/val.txt", "tokenizer/tokenizer.json", "models/*/metrics.json"),
+    "05_generate": ("models/*/metrics.json",),
+    "08_publish": ("models/*/metrics.json", "results.json"),
+}
 HEADLESS = {"05_generate": {"interactive": False}}  # papermill has no widget frontend
 
 
@@ -54,13 +61,21 @@ def is_done(out: OutputDirs, job: Job) -> bool:
         metrics = out.model(job.parameters["model_size"]) / "metrics.json"
         return metrics.exists() and read_json(metrics).get("profile") == job.parameters["profile"]
     marker = _done_marker(out, job.label)
-    return marker.exists() and read_json(marker) == _marker_content(job)
+    return marker.exists() and read_json(marker) == _marker_content(job, out)
 
 
-def _marker_content(job: Job) -> dict:
-    """What a finished run is recognised by: its parameters and the notebook's source (edits rerun it)."""
+def _marker_content(job: Job, out: OutputDirs) -> dict:
+    """What a finished run is recognised by: its parameters, the notebook's source and its inputs.
+
+    Editing the notebook, or retraining a size that notebook 04 evaluated, makes the run stale.
+    """
     source = (NOTEBOOKS_DIR / f"{job.notebook}.ipynb").read_bytes()
-    return {"parameters": job.parameters, "notebook_sha256": hashlib.sha256(source).hexdigest()}
+    inputs = hashlib.sha256()
+    for pattern in UPSTREAM.get(job.notebook, ()):
+        for path in sorted(out.root.glob(pattern)):
+            inputs.update(str(path.relative_to(out.root)).encode() + path.read_bytes())
+    return {"parameters": job.parameters, "notebook_sha256": hashlib.sha256(source).hexdigest(),
+            "inputs_sha256": inputs.hexdigest()}
 
 
 def run_job(job: Job, quiet: bool = True) -> tuple[bool, float, str]:
@@ -153,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - started
         print(f"  {job.label:<22} {status:<7} {seconds:7.1f} s   (elapsed {elapsed:6.0f} s)", flush=True)
         if ok and job.notebook not in PER_SIZE:
-            atomic_write_json(_done_marker(out, job.label), _marker_content(job))
+            atomic_write_json(_done_marker(out, job.label), _marker_content(job, out))
         if not ok:
             failed.append((job.label, job.executed, tail))
 

@@ -7,9 +7,10 @@ import json
 import nbformat
 import pytest
 
+from junglegpt.io import atomic_write_json
 from junglegpt.notebook_setup import SETUP_CELL
-from junglegpt.paths import NOTEBOOKS_DIR
-from junglegpt.run_all import SERIES
+from junglegpt.paths import NOTEBOOKS_DIR, OutputDirs
+from junglegpt.run_all import SERIES, _done_marker, _marker_content, is_done, plan
 
 from .helpers import run_all_cli
 
@@ -96,3 +97,17 @@ def test_bad_arguments_are_refused_with_the_valid_choices(tmp_path):
     assert "5M" in proc.stderr and "1M, 3M, 7M, 15M, 22M, 37M, 59M, 100M" in proc.stderr
     proc = run_all_cli("--profile", "fast", "--out", str(tmp_path))
     assert proc.returncode == 2 and "smoke, quick, full" in proc.stderr
+
+
+def test_a_finished_run_goes_stale_when_its_inputs_change(tmp_path):
+    out = OutputDirs(tmp_path)
+    metrics = out.model("1M") / "metrics.json"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text('{"profile": "smoke"}')
+    job = next(j for j in plan(out, "smoke", ["1M"]) if j.notebook == "04_evaluate")
+    job.executed.parent.mkdir(parents=True)
+    job.executed.write_text("{}")
+    atomic_write_json(_done_marker(out, job.label), _marker_content(job, out))
+    assert is_done(out, job)
+    metrics.write_text('{"profile": "smoke", "retrained": true}')  # 03 ran again for 1M
+    assert not is_done(out, job)
