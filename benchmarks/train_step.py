@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--block-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--note", default="", help="conditions worth recording, e.g. other jobs sharing the machine")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rows = []
@@ -150,6 +151,7 @@ def main() -> None:
         "batch": f"{args.batch_size} x {args.block_size} tokens",
         "repeats": args.repeats,
         "measured": time.strftime("%Y-%m-%d"),
+        "note": args.note,
         "rows": rows,
     }
     path = atomic_write_json(ROOT / "benchmarks" / "results" / f"train_step_{device}.json", result)
