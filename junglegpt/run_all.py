@@ -78,7 +78,7 @@ def _marker_content(job: Job, out: OutputDirs) -> dict:
             "inputs_sha256": inputs.hexdigest()}
 
 
-def run_job(job: Job, quiet: bool = True) -> tuple[bool, float, str]:
+def run_job(job: Job) -> tuple[bool, float, str]:
     """Execute one notebook with papermill in a child process; return (ok, seconds, error tail)."""
     job.executed.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -90,7 +90,7 @@ def run_job(job: Job, quiet: bool = True) -> tuple[bool, float, str]:
     start = time.perf_counter()
     proc = subprocess.run(
         cmd, env={**os.environ, **job.env}, text=True,
-        stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     seconds = time.perf_counter() - start
     tail = "\n".join((proc.stdout or "").strip().splitlines()[-15:]) if proc.returncode else ""
