@@ -59,6 +59,16 @@ def read_json(path: str | os.PathLike):
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def update_json(path: str | os.PathLike, entries: dict) -> Path:
+    """Set `entries` in the JSON object at `path` (created if absent), keeping its other keys.
+
+    results.json is shared: notebook 04 writes its tables, 06 and 07 add a section each, and a
+    rerun of one must not erase the others'.
+    """
+    current = read_json(path) if Path(path).exists() else {}
+    return atomic_write_json(path, {**current, **entries})
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike):
     """Yield a temporary folder; on success it replaces `path` in one rename.

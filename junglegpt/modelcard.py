@@ -11,16 +11,15 @@ VALIDATION = "The Jungle Book (validation slice)"
 HELDOUT = "The Second Jungle Book"
 
 BODY = """
-# JungleGPT {size}
+# JungleGPT {name}
 
-A GPT-2 trained **from scratch** on Rudyard Kipling's *The Jungle Book* (Project Gutenberg #236,
-about 244 thousand characters of training text), by the JungleGPT notebooks (`03_train.ipynb`).
+A GPT-2 {origin} on {trained_on}, by the JungleGPT notebooks (`03_train.ipynb`).
 
 | | |
 |---|---|
 | parameters | {n_params:,} ({n_layer} layers, width {n_embd}, {n_head} heads, {n_positions} positions) |
-| tokenizer | byte-level BPE, {vocab_size:,} tokens, fitted on the training text only |
-| data | The Jungle Book; validation is a contiguous ~10% slice of every story, never trained on |
+| tokenizer | {tokenizer} |
+| data | {train_tokens} training tokens; validation: a ~10% slice of every Jungle Book story, never trained on |
 | best validation loss | {best_val_loss:.3f} nats/token, **{best_val_bpb:.3f} bits per byte** (step {best_step}) |
 | training loss at that step | {train_loss_at_best:.3f} nats/token |
 | held-out book (The Second Jungle Book) | {heldout} |
@@ -30,15 +29,28 @@ stopped by {stopped_because} |
 
 ## Intended use and limitations
 
-For teaching and experiments about model size and small data. The model has read one book: it
-writes Kipling-flavoured text that is often ungrammatical, and larger sizes copy passages from the
-book verbatim. It knows nothing else about the world and is not fit for any real application.
+For teaching and experiments about model size and small data. The model has read very little
+text: it writes Kipling-flavoured prose that is often ungrammatical, and larger sizes copy passages
+from their training text verbatim. It knows little else about the world and is not fit for any
+real application.
 """
 
 
 def build_model_card(metrics: dict, heldout_bpb: float | None = None) -> ModelCard:
     m = metrics
-    name = f"junglegpt-{m['model_size']}"
+    run = m.get("run_name") or m["model_size"]  # "15M"; "finetuned/gpt2" (notebook 06); "more-data/15M" (07)
+    name = f"junglegpt-{run.replace('/', '-')}"
+    if m.get("init_from"):
+        origin, tag = f"**fine-tuned** from `{m['init_from']}`", "fine-tuned"
+        tokenizer = f"the pretrained model's ({m['config']['vocab_size']:,} tokens)"
+    else:
+        origin, tag = "trained **from scratch**", "from-scratch"
+        tokenizer = f"byte-level BPE, {m['config']['vocab_size']:,} tokens, fitted on the Jungle Book training text"
+    if m.get("train_file"):
+        trained_on = (f"Rudyard Kipling's *The Jungle Book* (Project Gutenberg #236) and more (`{m['train_file']}`: "
+                      "23 other Kipling books, less every passage that overlaps the evaluation texts)")
+    else:
+        trained_on = "Rudyard Kipling's *The Jungle Book* (Project Gutenberg #236)"
 
     def bpb_result(dataset_id: str, dataset: str, value: float) -> EvalResult:
         # huggingface_hub groups results by dataset type: each text needs its own.
@@ -49,9 +61,11 @@ def build_model_card(metrics: dict, heldout_bpb: float | None = None) -> ModelCa
     if heldout_bpb is not None:
         results.append(bpb_result("second-jungle-book", HELDOUT, heldout_bpb))
     data = ModelCardData(language="en", license="mit", library_name="transformers", pipeline_tag="text-generation",
-                         model_name=name, tags=["gpt2", "junglegpt", "from-scratch"], eval_results=results)
+                         model_name=name, tags=["gpt2", "junglegpt", tag], eval_results=results)
     body = BODY.format(
-        size=m["model_size"], **m["config"], **{k: m[k] for k in (
+        name=run, origin=origin, trained_on=trained_on, tokenizer=tokenizer,
+        train_tokens=f"{m['train_tokens']:,}" if "train_tokens" in m else "the",
+        **m["config"], **{k: m[k] for k in (
             "n_params", "best_val_loss", "best_val_bpb", "best_step", "train_loss_at_best", "steps_done",
             "epochs_done", "train_time_s", "train_tokens_per_s", "stopped_because", "profile", "label", "seed",
             "hardware")},

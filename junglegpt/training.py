@@ -40,11 +40,26 @@ PROFILE_SETTINGS = {
 }
 
 
-def training_settings(model_size: str, profile: str, **overrides) -> dict:
-    """The settings for one run: the profile's defaults for this size, then any override that is not None."""
-    size = get_size(model_size).name
+# Fine-tuning a pretrained GPT-2 (notebook 06): a learning rate ten times smaller than from scratch,
+# since large steps would wash out what the weights already know, and GPT-2's own dropout. The quick
+# profile gives it the step budget of our 100M size (GPT-2 has 124M parameters, distilgpt2 82M);
+# the full profile stops sooner, since a pretrained model overfits a small book within a few epochs.
+FINETUNE = {"lr": 1e-4, "dropout": 0.1, "budget_like": "100M", "full_patience": 5}
+
+
+def training_settings(model_size: str, profile: str, finetune: bool = False, **overrides) -> dict:
+    """The settings for one run: the profile's defaults for this size, then any override that is not None.
+
+    With `finetune=True` (a pretrained model, notebook 06) `model_size` is ignored and the
+    fine-tuning defaults above are used.
+    """
+    size = FINETUNE["budget_like"] if finetune else get_size(model_size).name
     settings = dict(PROFILE_SETTINGS[profile])
     settings.update(lr=PEAK_LR[size], dropout=DROPOUT[size], weight_decay=0.1, grad_clip=1.0)
+    if finetune:
+        settings.update(lr=FINETUNE["lr"], dropout=FINETUNE["dropout"])
+        if profile == "full":
+            settings["patience"] = FINETUNE["full_patience"]
     settings["micro_batch_size"] = settings["batch_size"]
     if profile == "quick":
         settings["max_steps"] = QUICK_STEPS[size]

@@ -1,0 +1,61 @@
+"""Running notebook 03's training loop from notebooks 06 and 07, so that there is one loop, not three.
+
+Notebook 06 fine-tunes a pretrained GPT-2 and notebook 07 trains on more text; both do it by
+executing 03_train.ipynb with papermill and other parameters (`init_from`, `train_file`,
+`run_name`), exactly as run_all.sh executes it for the eight sizes. The executed copy is kept in
+OUT/executed/ for reading, and the result is the metrics.json it wrote.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+from . import REPO_URL
+from .io import atomic_write_bytes, read_json
+from .paths import NOTEBOOKS_DIR, OutputDirs
+
+
+def notebook_file(name: str, out: OutputDirs) -> Path:
+    """notebooks/NAME.ipynb of this clone; elsewhere (Kaggle, Colab) a copy downloaded from the repository."""
+    local = NOTEBOOKS_DIR / f"{name}.ipynb"
+    if local.exists():
+        return local
+    copy = out.root / "notebooks" / f"{name}.ipynb"
+    if not copy.exists():
+        url = REPO_URL.replace("github.com", "raw.githubusercontent.com") + f"/main/notebooks/{name}.ipynb"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                atomic_write_bytes(copy, response.read())
+        except OSError as err:
+            raise FileNotFoundError(
+                f"{name}.ipynb is needed to train, and it is neither in a clone of the repository nor "
+                f"downloadable from {url} ({err}). Clone {REPO_URL} and run this notebook from there."
+            ) from err
+    return copy
+
+
+def run_training(out: OutputDirs, label: str, **parameters) -> dict:
+    """Execute notebook 03 with `parameters` (its out_dir is `out`); return the metrics.json it wrote.
+
+    The executed notebook is OUT/executed/03_train_<label>.ipynb. Notebook 03 skips a run that
+    finished before with the same settings, and resumes one that was interrupted.
+    """
+    import papermill
+
+    source = notebook_file("03_train", out)
+    executed = out.executed / f"03_train_{label}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    print(f"training {label}: notebook 03 with {parameters}; its executed copy: {executed}")
+    try:
+        papermill.execute_notebook(
+            str(source), str(executed), parameters={"out_dir": str(out.root), **parameters},
+            cwd=str(source.parent), kernel_name="python3", progress_bar=False,
+        )
+    except papermill.PapermillExecutionError as err:
+        raise RuntimeError(
+            f"training {label} failed in notebook 03 ({err.ename}: {err.evalue}). Open {executed} to see "
+            "the cell that failed; rerunning resumes from the last checkpoint."
+        ) from None
+    run_dir = out.models / parameters.get("run_name", parameters.get("model_size", ""))
+    return read_json(run_dir / "metrics.json")
