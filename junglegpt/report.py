@@ -24,6 +24,9 @@ def collect(out: OutputDirs, name: str) -> Path:
         metrics = out.model(size) / "metrics.json"
         if metrics.exists():
             shutil.copy(metrics, dest / "metrics" / f"{size}.json")
+    for experiment in ("finetuned", "more-data"):  # notebooks 06 and 07
+        for metrics in sorted(out.models.glob(f"{experiment}/*/metrics.json")):
+            shutil.copy(metrics, dest / "metrics" / f"{experiment}-{metrics.parent.name}.json")
     for path in (out.results_json, out.executed / "run_summary.json", out.root / "generations.json"):
         if path.exists():
             shutil.copy(path, dest / path.name)
@@ -56,6 +59,16 @@ def baseline_table(dest: Path) -> str:
     return "\n".join(rows)
 
 
+def more_data_table(dest: Path) -> str:
+    section = read_json(dest / "results.json")["more_data"]
+    rows = ["| size | data | train tokens | tokens seen | epochs | stopped | best val bpb | held-out bpb |",
+            "|---|---|---|---|---|---|---|---|"]
+    rows += [f"| {r['size']} | {r['data']} | {r['train_tokens']:,} | {r['tokens_seen']:,} | {r['epochs']} | "
+             f"{r['stopped_because'].split(' (')[0]} | {r['val_bpb']:.3f} | {r['heldout_bpb']:.3f} |"
+             for r in section["runs"]]
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(REPO_ROOT))
@@ -66,6 +79,9 @@ def main() -> None:
     if (dest / "results.json").exists():
         print()
         print(baseline_table(dest))
+        if "more_data" in read_json(dest / "results.json"):
+            print()
+            print(more_data_table(dest))
 
 
 if __name__ == "__main__":

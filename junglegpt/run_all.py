@@ -28,14 +28,19 @@ SERIES = (
     "03_train",  # once per model size
     "04_evaluate",
     "05_generate",
+    "06_finetune",  # with --extras
+    "07_more_data",  # with --extras
     "08_publish",  # a dry run unless --push
 )
 PER_SIZE = {"03_train"}
+EXTRAS = {"06_finetune", "07_more_data"}  # the experiments beyond the eight sizes: slower, and optional
 # What each notebook reads from earlier ones: if any of it changes, a finished run is stale.
 UPSTREAM = {
     "02_tokenizer": ("data/train.txt",),
     "04_evaluate": ("data/train.txt", "data/val.txt", "tokenizer/tokenizer.json", "models/*/metrics.json"),
     "05_generate": ("models/*/metrics.json",),
+    "06_finetune": ("data/val.txt", "models/*/metrics.json"),
+    "07_more_data": ("data/train.txt", "data/val.txt", "tokenizer/tokenizer.json", "models/*/metrics.json"),
     "08_publish": ("models/*/metrics.json", "results.json"),
 }
 HEADLESS = {"05_generate": {"interactive": False}}  # papermill has no widget frontend
@@ -102,14 +107,17 @@ def announce_and_run(job: Job) -> tuple[bool, float, str]:
     return run_job(job)
 
 
-def plan(out: OutputDirs, profile: str, sizes: list[str], force: bool = False, push: str | None = None) -> list[Job]:
+def plan(out: OutputDirs, profile: str, sizes: list[str], force: bool = False, push: str | None = None,
+         extras: bool = False) -> list[Job]:
     jobs = []
     # The token is never a parameter: notebook 08 reads it from a secret store itself.
     publish = {"08_publish": {"push": True, "repo_id": push}} if push else {}
     for name in SERIES:
-        if not (NOTEBOOKS_DIR / f"{name}.ipynb").exists():
+        if not (NOTEBOOKS_DIR / f"{name}.ipynb").exists() or (name in EXTRAS and not extras):
             continue
         base = {"out_dir": str(out.root), "profile": profile, **HEADLESS.get(name, {}), **publish.get(name, {})}
+        if name in EXTRAS and force:
+            base["force"] = True  # retrain what they train, too
         if name in PER_SIZE:
             for size in sizes:
                 label = f"{name}_{size}"
@@ -141,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(OutputDirs(NOTEBOOKS_DIR.parent).root),
                         help="output folder (default: the repository root, so data/ and figures/ fill in place)")
     parser.add_argument("--force", action="store_true", help="rerun notebooks that finished before")
+    parser.add_argument("--extras", action="store_true",
+                        help="also run 06 (fine-tune pretrained GPT-2) and 07 (train on 23 more Kipling books)")
     parser.add_argument("--push", metavar="REPO_ID",
                         help="publish the best size to this Hugging Face repository (e.g. your-name/junglegpt); "
                         "the token comes from HF_TOKEN or your login, never the command line")
@@ -153,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     out = OutputDirs(args.out)
     out.executed.mkdir(parents=True, exist_ok=True)
-    jobs = plan(out, profile, sizes, force=args.force, push=args.push)
+    jobs = plan(out, profile, sizes, force=args.force, push=args.push, extras=args.extras)
     gpus = _gpu_count()
     print(f"JungleGPT: profile {profile}, sizes {','.join(sizes)}, output {out.root}, "
           f"{gpus or 'no'} CUDA GPU{'s' if gpus != 1 else ''}", flush=True)
@@ -172,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         if not ok:
             failed.append((job.label, job.executed, tail))
 
+    def skip(job: Job) -> None:
+        summary.append((job.label, "skipped", 0.0))
+        print(f"  {job.label:<22} skipped (finished before; --force reruns it)", flush=True)
+
     i = 0
     while i < len(jobs):
         job = jobs[i]
@@ -181,8 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             todo = []
             for j in group:
                 if not args.force and is_done(out, j):
-                    summary.append((j.label, "skipped", 0.0))
-                    print(f"  {j.label:<22} skipped (finished before; --force reruns it)", flush=True)
+                    skip(j)
                 else:
                     todo.append(j)
             workers = max(1, gpus)
@@ -197,8 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         i += 1
         if not args.force and is_done(out, job):
-            summary.append((job.label, "skipped", 0.0))
-            print(f"  {job.label:<22} skipped (finished before; --force reruns it)", flush=True)
+            skip(job)
             continue
         finish(job, *announce_and_run(job))
         if failed:

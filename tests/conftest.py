@@ -37,9 +37,13 @@ def editions(shared_data) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, shared_data):
-    """The whole series in the smoke profile, once for every test that reads its outputs."""
+    """The whole series in the smoke profile, extras included, once for every test that reads its outputs.
+
+    The Hub is unreachable here, as in CI: notebook 06 finds no pretrained model and carries on
+    (tests/test_extras.py fine-tunes a local checkpoint instead).
+    """
     out = tmp_path_factory.mktemp("smoke")
-    env = {jb.DATA_DIR_ENV: str(shared_data)}
-    proc = run_all_cli("--profile", "smoke", "--sizes", "all", "--out", str(out), env=env)
+    env = {jb.DATA_DIR_ENV: str(shared_data), "HF_HUB_OFFLINE": "1"}  # offline even where there is a network
+    proc = run_all_cli("--profile", "smoke", "--sizes", "all", "--extras", "--out", str(out), env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return OutputDirs(out), proc.stdout
