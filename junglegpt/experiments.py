@@ -35,27 +35,27 @@ def notebook_file(name: str, out: OutputDirs) -> Path:
     return copy
 
 
-def run_training(out: OutputDirs, label: str, **parameters) -> dict:
-    """Execute notebook 03 with `parameters` (its out_dir is `out`); return the metrics.json it wrote.
+def run_training(out: OutputDirs, run_name: str, **parameters) -> dict:
+    """Execute notebook 03 with `parameters`, saving to OUT/models/<run_name>; return its metrics.json.
 
-    The executed notebook is OUT/executed/03_train_<label>.ipynb. Notebook 03 skips a run that
-    finished before with the same settings, and resumes one that was interrupted.
+    The executed notebook is OUT/executed/03_train_<run_name with "/" as "_">.ipynb. Notebook 03
+    skips a run that finished before with the same settings, and resumes one that was interrupted.
     """
     import papermill
 
     source = notebook_file("03_train", out)
+    label = run_name.replace("/", "_")
     executed = out.executed / f"03_train_{label}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
-    print(f"training {label}: notebook 03 with {parameters}; its executed copy: {executed}")
+    print(f"training {run_name}: notebook 03 with {parameters}; its executed copy: {executed}")
     try:
         papermill.execute_notebook(
-            str(source), str(executed), parameters={"out_dir": str(out.root), **parameters},
+            str(source), str(executed), parameters={"out_dir": str(out.root), "run_name": run_name, **parameters},
             cwd=str(source.parent), kernel_name="python3", progress_bar=False,
         )
     except papermill.PapermillExecutionError as err:
         raise RuntimeError(
-            f"training {label} failed in notebook 03 ({err.ename}: {err.evalue}). Open {executed} to see "
+            f"training {run_name} failed in notebook 03 ({err.ename}: {err.evalue}). Open {executed} to see "
             "the cell that failed; rerunning resumes from the last checkpoint."
         ) from None
-    run_dir = out.models / parameters.get("run_name", parameters.get("model_size", ""))
-    return read_json(run_dir / "metrics.json")
+    return read_json(out.model(run_name) / "metrics.json")
