@@ -21,8 +21,12 @@ N_CHARS = 50
 _SPACES = re.compile(r"\s+")
 
 
+def collapse_spaces(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
+
+
 def normalise(text: str) -> str:
-    return _SPACES.sub(" ", text).strip().lower()
+    return collapse_spaces(text).lower()
 
 
 def char_spans(text: str, n: int = N_CHARS) -> set[int]:
@@ -50,7 +54,7 @@ class Reference:
         # paragraphs on either side, so both sides are tokenized the same way.
         for para in text.split("\n\n"):
             self.chars |= char_spans(para, self.n_chars)
-            self.tokens |= token_spans(self.encode(_SPACES.sub(" ", para).strip()), self.n_tokens)
+            self.tokens |= token_spans(self.encode(collapse_spaces(para)), self.n_tokens)
         return self
 
     def overlap(self, paragraph: str) -> str | None:
@@ -59,7 +63,7 @@ class Reference:
         n = self.n_chars
         if any(hash(text[i : i + n]) in self.chars for i in range(len(text) - n + 1)):
             return f"{n} characters"
-        ids = self.encode(_SPACES.sub(" ", paragraph).strip())
+        ids = self.encode(collapse_spaces(paragraph))
         k = self.n_tokens
         if any(tuple(ids[i : i + k]) in self.tokens for i in range(len(ids) - k + 1)):
             return f"{k} tokens"
