@@ -121,7 +121,7 @@ def test_finetune_offline_says_so_and_carries_on(smoke_run):
 
 
 @pytest.fixture(scope="module")
-def finetuned(smoke_run, tmp_path_factory):
+def finetuned(smoke_run, shared_data, tmp_path_factory):
     """A copy of the smoke run, and notebook 06 fine-tuning a tiny GPT-2 saved with save_pretrained."""
     out, _ = smoke_run
     root = tmp_path_factory.mktemp("finetune")
@@ -136,7 +136,9 @@ def finetuned(smoke_run, tmp_path_factory):
                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
     GPT2LMHeadModel(config).save_pretrained(pretrained)
     tokenizer.save_pretrained(pretrained)
-    ok, tail = run_notebook("06_finetune", root, env={"HF_HUB_OFFLINE": "1"}, pretrained=f"{pretrained},gpt2")
+    # A module fixture runs before the per-test JUNGLE_DATA_DIR is set (conftest.py): pass it along.
+    env = {jb.DATA_DIR_ENV: str(shared_data), "HF_HUB_OFFLINE": "1"}
+    ok, tail = run_notebook("06_finetune", root, env=env, pretrained=f"{pretrained},gpt2")
     assert ok, tail
     return OutputDirs(root), pretrained
 
