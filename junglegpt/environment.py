@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 
 def on_kaggle() -> bool:
@@ -27,10 +28,23 @@ def describe_hardware() -> str:
     if torch.cuda.is_available():
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         return ", ".join(names) + f" (CUDA {torch.version.cuda}, torch {torch.__version__})"
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_model() or platform.processor() or platform.machine()
     return f"CPU {cpu}, {os.cpu_count()} cores (torch {torch.__version__}, {torch.get_num_threads()} threads)"
 
 
-def device_kind() -> str:
-    """'cuda' or 'cpu': the word used in result labels ("quick, CPU")."""
-    return "cuda" if cuda_available() else "cpu"
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo (Linux), e.g. 'Intel(R) Xeon(R) Processor'; None elsewhere."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+
+
+def cpu_flags() -> set[str]:
+    """The instruction-set flags in /proc/cpuinfo (Linux); empty elsewhere."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return set()
+    return set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))

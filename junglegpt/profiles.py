@@ -27,6 +27,7 @@ def resolve_profile(profile: str) -> str:
     return profile
 
 
-def run_label(profile: str, device: str) -> str:
-    """The label every figure and result carries, e.g. 'quick, CPU' or 'full, CUDA'."""
-    return f"{profile}, {'CPU' if device == 'cpu' else device.upper()}"
+def run_label(profile: str, device: str, precision: str | None = None) -> str:
+    """The label every figure and result carries, e.g. 'quick, CPU, bf16' or 'full, CUDA, fp16'."""
+    label = f"{profile}, {'CPU' if device == 'cpu' else device.upper()}"
+    return f"{label}, {precision}" if precision else label

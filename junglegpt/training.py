@@ -5,14 +5,18 @@ The training loop itself is in notebooks/03_train.ipynb, where a learner can rea
 
 from __future__ import annotations
 
+import copy
+import math
 import os
 import resource
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import torch
 
+from .environment import cpu_flags
 from .io import atomic_directory, atomic_write_json, read_json
 from .sizes import N_POSITIONS, get_size
 
@@ -21,19 +25,20 @@ from .sizes import N_POSITIONS, get_size
 PEAK_LR = {"1M": 2e-3, "3M": 2e-3, "7M": 1.5e-3, "15M": 1e-3, "22M": 8e-4, "37M": 6e-4, "59M": 5e-4, "100M": 4e-4}
 DROPOUT = {"1M": 0.1, "3M": 0.1, "7M": 0.1, "15M": 0.2, "22M": 0.2, "37M": 0.2, "59M": 0.2, "100M": 0.2}
 
-# The quick profile gives every size the same wall time, about 60 s of training and evaluation on
-# 2 CPU cores: these step counts come from the step times measured on such a machine
-# (benchmarks/results/train_step_cpu.json), less two evaluations. time_budget_s stops a slower
-# machine at the same wall time; a faster one finishes early.
-QUICK_STEPS = {"1M": 104, "3M": 52, "7M": 30, "15M": 16, "22M": 10, "37M": 6, "59M": 4, "100M": 2}
+# The quick profile gives every size the same wall time (time_budget_s) for training and its two
+# evaluations. Its step count is not a constant: notebook 03 times one training step and one
+# evaluation batch of this size on this machine (`steps_for_budget`), and sets max_steps, and with
+# it the schedule's horizon, so that the budget is filled. A faster machine, or bf16, means more
+# steps and a better model, not an earlier finish.
 
 PROFILE_SETTINGS = {
     # a few steps of everything: tests the plumbing
     "smoke": dict(block_size=32, batch_size=4, max_steps=3, eval_interval=3, checkpoint_interval=2, patience=1,
                   warmup_steps=1, train_eval_tokens=1024, val_tokens=1024, time_budget_s=None),
-    # every size on the same ~1-minute CPU budget; validation always scored in full
+    # every size on the same ~1-minute CPU budget; validation always scored in full. max_steps=None:
+    # as many steps as fit in time_budget_s, measured at the start of the run (see above)
     "quick": dict(block_size=128, batch_size=16, max_steps=None, eval_interval=None, checkpoint_interval=None,
-                  patience=100, warmup_steps=None, train_eval_tokens=2048, val_tokens=None, time_budget_s=65),
+                  patience=100, warmup_steps=None, train_eval_tokens=2048, val_tokens=None, time_budget_s=60),
     # train to early stopping
     "full": dict(block_size=256, batch_size=32, max_steps=3000, eval_interval=10, checkpoint_interval=100,
                  patience=10, warmup_steps=50, train_eval_tokens=None, val_tokens=None, time_budget_s=None),
@@ -61,16 +66,31 @@ def training_settings(model_size: str, profile: str, finetune: bool = False, **o
         if profile == "full":
             settings["patience"] = FINETUNE["full_patience"]
     settings["micro_batch_size"] = settings["batch_size"]
-    if profile == "quick":
-        settings["max_steps"] = QUICK_STEPS[size]
-        settings["eval_interval"] = max(1, QUICK_STEPS[size] // 2)  # two evaluations: mid-way and at the end
-        settings["checkpoint_interval"] = max(1, QUICK_STEPS[size] // 2)
-        settings["warmup_steps"] = max(1, QUICK_STEPS[size] // 10)
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if overrides.get("batch_size") is not None and overrides.get("micro_batch_size") is None:
         settings["micro_batch_size"] = settings["batch_size"]
+    if settings["max_steps"] is not None:
+        settings = with_step_count(settings, settings["max_steps"])
+    elif settings["time_budget_s"] is None:
+        raise ValueError("invalid training settings:\n  max_steps=None needs a time_budget_s to fill; set one of them")
     check_settings(settings)
     return settings
+
+
+def with_step_count(settings: dict, max_steps: int) -> dict:
+    """`settings` with `max_steps` set, and what depends on it (quick profile: two evaluations, a
+    checkpoint mid-way, 10% warm-up) filled in where the profile left it open (None)."""
+    settings = dict(settings, max_steps=max_steps)
+    derived = {"eval_interval": max(1, max_steps // 2), "checkpoint_interval": max(1, max_steps // 2),
+               "warmup_steps": max(1, max_steps // 10) if max_steps > 1 else 0}
+    settings.update({k: v for k, v in derived.items() if settings[k] is None})
+    return settings
+
+
+def steps_for_budget(budget_s: float, step_s: float, eval_s: float, n_evals: int = 2, spent_s: float = 0.0) -> int:
+    """How many optimizer steps of `step_s` seconds fit in `budget_s`, after `n_evals` evaluations of
+    `eval_s` seconds each and the `spent_s` seconds already used (measuring). At least one."""
+    return max(1, int((budget_s - spent_s - n_evals * eval_s) / step_s))
 
 
 def check_settings(s: dict) -> None:
@@ -78,6 +98,8 @@ def check_settings(s: dict) -> None:
     problems = []
     if not (isinstance(s["lr"], int | float) and 0 < s["lr"] < 1):
         problems.append(f"lr={s['lr']}: the learning rate must be between 0 and 1 (typically 1e-4 to 3e-3)")
+    if s["max_steps"] is None:  # filled from the time budget once the step time is measured: check the rest
+        s = with_step_count(s, 10**9)
     for key in ("batch_size", "max_steps", "eval_interval", "checkpoint_interval", "patience"):
         if not (isinstance(s[key], int) and s[key] >= 1):
             problems.append(f"{key}={s[key]}: must be a whole number, at least 1")
@@ -102,12 +124,59 @@ def check_settings(s: dict) -> None:
         raise ValueError("invalid training settings:\n  " + "\n  ".join(problems))
 
 
-def mixed_precision() -> str:
-    """'bf16' on GPUs that have it (Ampere and newer), 'fp16' with loss scaling on older ones (T4), else 'no'."""
-    if not torch.cuda.is_available():
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic in hardware: AVX-512 BF16 or AMX (Intel Cooper Lake,
+    Sapphire Rapids and newer; AMD Zen 4 and newer).
+
+    oneDNN can emulate bf16 on older CPUs, but that is slower than fp32, so we ask for the
+    instructions themselves: torch's own CPU feature checks, else the flags in /proc/cpuinfo.
+    """
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if any(check is not None for check in checks):
+        return any(check() for check in checks if check is not None)
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def choose_precision(requested: str = "auto") -> str:
+    """The training precision: 'fp32', 'bf16' or 'fp16'.
+
+    'auto' picks bf16 on GPUs that have it (Ampere and newer) and on CPUs with bf16 instructions,
+    fp16 with loss scaling on older GPUs (a T4), and fp32 elsewhere. Weights, optimizer state and
+    evaluation stay fp32 in every case: only the training step's matrix products run in 16 bits.
+    """
+    requested = str(requested).strip().lower()
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision={requested!r}: choose one of {', '.join(PRECISIONS)}")
+    cuda = torch.cuda.is_available()
+    if requested == "fp16" and not cuda:
+        raise ValueError("precision='fp16' needs a CUDA GPU; on a CPU use 'bf16' (if it has bf16 instructions) "
+                         "or 'fp32'")
+    if requested != "auto":
+        return requested
+    if cuda:
+        major, _ = torch.cuda.get_device_capability()
+        return "bf16" if major >= 8 else "fp16"
+    return "bf16" if cpu_supports_bf16() else "fp32"
+
+
+def accelerate_mixed_precision(precision: str) -> str:
+    """What to pass as Accelerator(mixed_precision=...).
+
+    On a GPU, Accelerate runs the forward pass in bf16 or fp16 (with loss scaling). On a CPU it is
+    'no': notebook 03 wraps only the training step's forward pass in torch.autocast itself, because
+    Accelerate's autocast would wrap every call of the model, evaluation included.
+    """
+    if precision == "fp32" or not torch.cuda.is_available():
         return "no"
-    major, _ = torch.cuda.get_device_capability()
-    return "bf16" if major >= 8 else "fp16"
+    return precision
+
+
+def mixed_precision() -> str:
+    """Accelerate's mixed_precision for the default ('auto') precision on this machine."""
+    return accelerate_mixed_precision(choose_precision("auto"))
 
 
 def peak_memory_mb() -> float:
@@ -182,3 +251,66 @@ def halve_batch_on_oom(run_step, batch_size: int, micro_batch_size: int, on_chan
             on_change(f"GPU out of memory with {micro_batch_size} sequences per forward pass: retrying with "
                       f"{smaller} and {batch_size // smaller} accumulation steps (same effective batch).")
             micro_batch_size = smaller
+
+
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def time_step_and_evaluation(model, batch: torch.Tensor, autocast_dtype: torch.dtype | None,
+                             grad_clip: float = 1.0) -> tuple[float, float]:
+    """Seconds for one training step on `batch` (forward and backward under `autocast_dtype`, clip,
+    AdamW) and for one evaluation forward pass of the same shape (fp32, no gradients).
+
+    Timed on a copy of `model`, so the run itself is untouched; the copy's first step is a warm-up
+    (memory allocation, kernel choice) and is not counted, and small models take the median of up
+    to five steps (as many as fit in two seconds). The random number generators are
+    restored afterwards, so a run with a measured budget draws the same dropout masks as any other.
+    """
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        twin = copy.deepcopy(model).train()
+        optimizer = torch.optim.AdamW(twin.parameters(), lr=0.0)  # lr 0: timing only
+        x = batch.to(device)
+
+        def step():
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                loss = twin(input_ids=x, labels=x).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(twin.parameters(), grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        step()  # warm-up
+        times = [_seconds(step)]
+        while len(times) < 5 and sum(times) < 2.0:  # a few more steps where they are quick: one is noisy
+            times.append(_seconds(step))
+        step_s = sorted(times)[len(times) // 2]  # the median
+        twin.eval()
+        with torch.no_grad():
+            eval_s = _seconds(lambda: twin(input_ids=x).logits.float())
+    return step_s, eval_s
+
+
+def measure_step_budget(model, batch: torch.Tensor, settings: dict, eval_text_tokens: list[int],
+                        autocast_dtype: torch.dtype | None, saved: Path, force: bool = False) -> dict:
+    """The quick profile's step count: how many steps of this size fit in settings["time_budget_s"].
+
+    Times one step on `batch` (micro-batch by micro-batch, as the run does) and one evaluation batch,
+    and counts the evaluation batches that scoring `eval_text_tokens` needs. The answer is saved to
+    `saved`, so that an interrupted run resumes with the step count it measured first (unless `force`).
+    """
+    if saved.exists() and not force:
+        return read_json(saved)
+    micro, block = settings["micro_batch_size"], settings["block_size"]
+    step_s, eval_batch_s = time_step_and_evaluation(model, batch[:micro], autocast_dtype, settings["grad_clip"])
+    step_s *= settings["batch_size"] // micro
+    eval_s = eval_batch_s * sum(math.ceil(n / (block - 1) / micro) for n in eval_text_tokens)
+    budget = {"step_s": round(step_s, 4), "eval_s": round(eval_s, 3), "budget_s": settings["time_budget_s"],
+              "max_steps": steps_for_budget(settings["time_budget_s"], step_s, eval_s)}
+    atomic_write_json(saved, budget)
+    return budget

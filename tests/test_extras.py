@@ -9,6 +9,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from junglegpt import data as jb
+from junglegpt import training
 from junglegpt.decontaminate import count_shared_spans, decontaminate, reference_from
 from junglegpt.io import read_json, update_json
 from junglegpt.modelcard import check_model_card
@@ -175,4 +176,5 @@ def test_finetune_figure_and_executed_training(finetuned):
     out, _ = finetuned
     assert (out.figures / "06_finetune_vs_scratch.png").exists()
     assert (out.executed / "03_train_finetuned_tiny-gpt2.ipynb").exists()
-    assert json.loads(out.results_json.read_text())["finetune"]["label"] == "smoke, CPU"
+    label = json.loads(out.results_json.read_text())["finetune"]["label"]
+    assert label == f"smoke, CPU, {training.choose_precision()}"

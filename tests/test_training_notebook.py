@@ -9,6 +9,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
+from junglegpt import training
+from junglegpt.io import atomic_write_json
 from junglegpt.paths import OutputDirs
 from junglegpt.sizes import SIZES
 from junglegpt.training import KILL_FOR_TEST_ENV
@@ -115,3 +117,53 @@ def test_finished_size_is_not_retrained_unless_forced(smoke_run, tmp_path, force
     first = json.loads((smoke_run[0].model("1M") / "metrics.json").read_text())
     again = json.loads((OutputDirs(root).model("1M") / "metrics.json").read_text())
     assert again["history"] == first["history"]
+
+
+def _copy_inputs(smoke_run, root) -> OutputDirs:
+    shutil.copytree(smoke_run[0].data, root / "data")
+    shutil.copytree(smoke_run[0].tokenizer, root / "tokenizer")
+    return OutputDirs(root)
+
+
+def test_quick_profile_measures_its_step_time_and_fills_its_budget(smoke_run, tmp_path):
+    out = _copy_inputs(smoke_run, tmp_path)
+    ok, tail = run_notebook("03_train", out.root, profile="quick", model_size="1M", time_budget_s=6)
+    assert ok, tail
+    metrics = json.loads((out.model("1M") / "metrics.json").read_text())
+    budget = metrics["step_budget"]
+    assert budget["max_steps"] == training.steps_for_budget(6, budget["step_s"], budget["eval_s"])
+    planned = training.with_step_count(training.training_settings("1M", "quick"), budget["max_steps"])
+    assert metrics["settings"]["max_steps"] == budget["max_steps"] >= 1
+    assert metrics["settings"]["warmup_steps"] == planned["warmup_steps"]
+    assert metrics["requested_settings"]["max_steps"] is None  # what a rerun is recognised by
+    # Every planned step is taken, or the budget stops the run and its last step is still scored.
+    assert metrics["history"][-1]["step"] == metrics["steps_done"]
+    assert metrics["steps_done"] == budget["max_steps"] or metrics["stopped_because"].startswith("time budget")
+    assert "steps fit in 6 s" in executed_text(out.root, "03_train")
+
+
+def test_an_interrupted_quick_run_keeps_the_step_count_it_measured(smoke_run, tmp_path):
+    out = _copy_inputs(smoke_run, tmp_path)
+    atomic_write_json(out.model("1M") / "training" / "step_budget.json",
+                      {"step_s": 0.5, "eval_s": 1.0, "budget_s": 600, "max_steps": 6})
+    ok, tail = run_notebook("03_train", out.root, profile="quick", model_size="1M", time_budget_s=600)
+    assert ok, tail
+    metrics = json.loads((out.model("1M") / "metrics.json").read_text())
+    assert metrics["steps_done"] == metrics["settings"]["max_steps"] == 6
+    assert [h["step"] for h in metrics["history"]] == [3, 6]
+
+
+def test_bf16_training_changes_the_numbers_a_little_and_keeps_fp32_weights(smoke_run, tmp_path):
+    runs = {}
+    for precision in ("fp32", "bf16"):  # bf16 is forced: a CPU without bf16 instructions emulates it
+        out = _copy_inputs(smoke_run, tmp_path / precision)
+        ok, tail = run_notebook("03_train", out.root, model_size="1M", precision=precision, max_steps=6,
+                                eval_interval=3)
+        assert ok, tail
+        runs[precision] = json.loads((out.model("1M") / "metrics.json").read_text())
+        assert runs[precision]["label"] == f"smoke, CPU, {precision}"
+        model = AutoModelForCausalLM.from_pretrained(out.model("1M"))
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
+    fp32, bf16 = ([h["val_loss"] for h in runs[p]["history"]] for p in ("fp32", "bf16"))
+    assert fp32 != bf16, "precision='bf16' must change how the training step computes"
+    assert all(abs(a - b) < 0.05 for a, b in zip(fp32, bf16, strict=True)), (fp32, bf16)

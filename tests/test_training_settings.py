@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from junglegpt import training
+from junglegpt import environment, training
 
 
 def test_defaults_exist_for_every_size_and_profile():
@@ -56,9 +56,97 @@ def test_out_of_memory_with_one_sequence_says_what_to_do():
         training.halve_batch_on_oom(step, batch_size=4, micro_batch_size=4, on_change=lambda m: None)
 
 
-@pytest.mark.parametrize("cuda, capability, expected", [(False, None, "no"), (True, (7, 5), "fp16"),
-                                                         (True, (8, 0), "bf16"), (True, (9, 0), "bf16")])
-def test_mixed_precision_fp16_on_a_t4_bf16_on_newer_gpus(monkeypatch, cuda, capability, expected):
+@pytest.mark.parametrize("cuda, capability, cpu_bf16, expected", [
+    (False, None, False, "fp32"), (False, None, True, "bf16"),
+    (True, (7, 5), True, "fp16"), (True, (8, 0), False, "bf16"), (True, (9, 0), False, "bf16")])
+def test_auto_precision_bf16_where_the_hardware_has_it_fp16_on_a_t4(monkeypatch, cuda, capability, cpu_bf16, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
-    assert training.mixed_precision() == expected
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: cpu_bf16)
+    assert training.choose_precision("auto") == expected
+    # On a CPU, Accelerate's own autocast stays off: notebook 03 applies bf16 to the training step only.
+    assert training.accelerate_mixed_precision(expected) == (expected if cuda else "no")
+    assert training.mixed_precision() == (expected if cuda else "no")
+
+
+def test_precision_can_be_forced_and_bad_values_are_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: True)
+    assert training.choose_precision("fp32") == "fp32"
+    assert training.choose_precision(" BF16 ") == "bf16"
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        training.choose_precision("fp16")
+    with pytest.raises(ValueError, match="choose one of auto, fp32, bf16, fp16"):
+        training.choose_precision("half")
+
+
+def test_cpu_bf16_detection_falls_back_to_cpuinfo_flags(monkeypatch, tmp_path):
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, name, raising=False)
+    cpuinfo = tmp_path / "cpuinfo"
+    real_path = environment.Path
+    monkeypatch.setattr(environment, "Path", lambda p: real_path(cpuinfo) if p == "/proc/cpuinfo" else real_path(p))
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f\n")
+    assert not training.cpu_supports_bf16()  # AVX-512 alone: oneDNN would only emulate bf16
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert training.cpu_supports_bf16()
+    cpuinfo.unlink()
+    assert not training.cpu_supports_bf16()  # no /proc/cpuinfo (macOS, Windows): fp32
+
+
+def test_quick_profile_leaves_the_step_count_to_a_measurement(monkeypatch):
+    s = training.training_settings("15M", "quick")
+    assert s["max_steps"] is None and s["time_budget_s"] == 60
+    assert training.training_settings("15M", "quick", max_steps=40)["max_steps"] == 40  # an override still wins
+    monkeypatch.setitem(training.PROFILE_SETTINGS, "full",
+                        dict(training.PROFILE_SETTINGS["full"], max_steps=None, time_budget_s=None))
+    with pytest.raises(ValueError, match="needs a time_budget_s"):
+        training.training_settings("1M", "full")
+
+
+@pytest.mark.parametrize("step_s, eval_s, expected", [(0.25, 0.3, 237), (1.0, 5.0, 50), (10.0, 40.0, 1), (0.5, 0, 120)])
+def test_steps_for_budget_fills_the_budget_after_two_evaluations(step_s, eval_s, expected):
+    assert training.steps_for_budget(60, step_s, eval_s) == expected
+
+
+def test_step_count_sets_what_depends_on_it_unless_given():
+    quick = training.PROFILE_SETTINGS["quick"]
+    s = training.with_step_count(dict(quick), 248)
+    assert (s["max_steps"], s["eval_interval"], s["checkpoint_interval"], s["warmup_steps"]) == (248, 124, 124, 24)
+    s = training.with_step_count(dict(quick, warmup_steps=3), 248)
+    assert s["warmup_steps"] == 3
+    assert training.with_step_count(dict(quick), 1)["warmup_steps"] == 0
+
+
+def test_timing_a_step_leaves_the_model_and_the_random_numbers_untouched():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=32, n_embd=32, n_layer=2, n_head=2,
+                                       bos_token_id=0, eos_token_id=0))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = torch.randint(0, 64, (4, 16))
+    rng = torch.get_rng_state()
+    step_s, eval_s = training.time_step_and_evaluation(model, batch, torch.bfloat16)
+    assert step_s > 0 and eval_s > 0
+    assert torch.equal(torch.get_rng_state(), rng), "dropout in the timed copy must not shift the run's random numbers"
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert model.training and all(p.grad is None for p in model.parameters())
+
+
+def test_step_budget_is_measured_once_and_kept_for_a_resumed_run(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=32, n_embd=32, n_layer=2, n_head=2,
+                                       bos_token_id=0, eos_token_id=0))
+    settings = dict(training.training_settings("1M", "quick"), block_size=16, batch_size=4, micro_batch_size=2,
+                    time_budget_s=5)
+    saved = tmp_path / "training" / "step_budget.json"
+    budget = training.measure_step_budget(model, torch.randint(0, 64, (4, 16)), settings, [100, 30], None, saved)
+    assert budget["max_steps"] == training.steps_for_budget(5, budget["step_s"], budget["eval_s"])
+    assert training.read_json(saved) == budget
+    training.atomic_write_json(saved, dict(budget, max_steps=7))  # as an interrupted run left it
+    assert training.measure_step_budget(model, torch.randint(0, 64, (4, 16)), settings, [100], None, saved)[
+        "max_steps"] == 7
+    again = training.measure_step_budget(model, torch.randint(0, 64, (4, 16)), settings, [100], None, saved, force=True)
+    assert again["max_steps"] != 7 or again["step_s"] != budget["step_s"]  # measured anew
