@@ -174,10 +174,6 @@ def accelerate_mixed_precision(precision: str) -> str:
     return precision
 
 
-def mixed_precision() -> str:
-    """Accelerate's mixed_precision for the default ('auto') precision on this machine."""
-    return accelerate_mixed_precision(choose_precision("auto"))
-
 
 def peak_memory_mb() -> float:
     """Peak GPU memory allocated, or on a CPU the process's peak resident memory."""
@@ -308,9 +304,9 @@ def measure_step_budget(model, batch: torch.Tensor, settings: dict, eval_text_to
         return read_json(saved)
     micro, block = settings["micro_batch_size"], settings["block_size"]
     step_s, eval_batch_s = time_step_and_evaluation(model, batch[:micro], autocast_dtype, settings["grad_clip"])
-    step_s *= settings["batch_size"] // micro
-    eval_s = eval_batch_s * sum(math.ceil(n / (block - 1) / micro) for n in eval_text_tokens)
-    budget = {"step_s": round(step_s, 4), "eval_s": round(eval_s, 3), "budget_s": settings["time_budget_s"],
+    step_s = round(step_s * (settings["batch_size"] // micro), 4)  # rounded first, so the record adds up
+    eval_s = round(eval_batch_s * sum(math.ceil(n / (block - 1) / micro) for n in eval_text_tokens), 3)
+    budget = {"step_s": step_s, "eval_s": eval_s, "budget_s": settings["time_budget_s"],
               "max_steps": steps_for_budget(settings["time_budget_s"], step_s, eval_s)}
     atomic_write_json(saved, budget)
     return budget

@@ -66,7 +66,6 @@ def test_auto_precision_bf16_where_the_hardware_has_it_fp16_on_a_t4(monkeypatch,
     assert training.choose_precision("auto") == expected
     # On a CPU, Accelerate's own autocast stays off: notebook 03 applies bf16 to the training step only.
     assert training.accelerate_mixed_precision(expected) == (expected if cuda else "no")
-    assert training.mixed_precision() == (expected if cuda else "no")
 
 
 def test_precision_can_be_forced_and_bad_values_are_refused(monkeypatch):
