@@ -24,7 +24,7 @@ def _explain_disk_full(path: Path):
             raise DiskFullError(
                 errno.ENOSPC,
                 f"The disk is full while writing {path}. Free some space (old checkpoints live in "
-                "OUT/models/<size>/checkpoints) and run again: finished work is kept and skipped.",
+                "OUT/models/<size>/training) and run again: finished work is kept and skipped.",
             ) from err
         raise
 

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import safetensors.torch
 import torch
 
 from .environment import cpu_flags
@@ -195,29 +196,52 @@ def flops_per_token(n_params: int, n_layer: int, n_embd: int, context: int) -> f
 KILL_FOR_TEST_ENV = "JUNGLEGPT_TEST_KILL_DURING_CHECKPOINT"
 
 
-def save_checkpoint(accelerator, folder: Path, step: int, trainer_state: dict) -> Path:
-    """Save everything needed to resume at `step`, atomically, then delete older checkpoints."""
+def save_checkpoint(accelerator, folder: Path, step: int, trainer_state: dict, best_weights: dict | None = None,
+                    keep: int = 2) -> Path:
+    """Save everything needed to resume at `step`, atomically, then delete all but the `keep` newest.
+
+    The best weights so far are written inside the same temporary folder, so a kill at any moment
+    leaves either a complete checkpoint or none; the one before is kept in case the newest cannot
+    be read back (a disk error, a file damaged later).
+    """
     path = Path(folder) / f"step_{step:06d}"
     with atomic_directory(path) as tmp:
         accelerator.save_state(str(tmp))  # model, optimizer, scheduler, loss scaler, RNG states
+        if best_weights is not None:  # none before the first evaluation
+            safetensors.torch.save_file(best_weights, tmp / "best_model.safetensors")
         if os.environ.get(KILL_FOR_TEST_ENV) == str(step):
             os._exit(137)  # the tests' stand-in for a kill -9 in the middle of writing a checkpoint
         atomic_write_json(tmp / "trainer_state.json", trainer_state)
-    for old in Path(folder).glob("step_*"):
-        if old != path:
-            shutil.rmtree(old, ignore_errors=True)
+    for old in completed_checkpoints(folder)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
     return path
 
 
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint (half-written ones are hidden temporary folders, never matched)."""
-    done = sorted(p for p in Path(folder).glob("step_*") if (p / "trainer_state.json").exists())
-    return done[-1] if done else None
+def completed_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (half-written ones are hidden temporary folders, never matched)."""
+    return sorted(p for p in Path(folder).glob("step_*") if (p / "trainer_state.json").exists())
 
 
-def load_checkpoint(accelerator, path: Path) -> dict:
-    accelerator.load_state(str(path))
-    return read_json(Path(path) / "trainer_state.json")
+def load_latest_checkpoint(accelerator, folder: Path, on_note=print) -> tuple[Path, dict, dict | None] | None:
+    """Load the newest checkpoint that can be read: (its path, its trainer state, the best weights so far).
+
+    A checkpoint that fails to load is reported and the one before it is tried. None if there is
+    no checkpoint; an error that says what to do if none of them loads.
+    """
+    checkpoints = completed_checkpoints(folder)
+    for path in reversed(checkpoints):
+        try:
+            accelerator.load_state(str(path))
+            best = path / "best_model.safetensors"
+            return path, read_json(path / "trainer_state.json"), (
+                safetensors.torch.load_file(best) if best.exists() else None)
+        except Exception as err:  # any damage to the files: try the checkpoint before
+            on_note(f"could not load the checkpoint {path.name} ({type(err).__name__}: {err}); "
+                    "trying the one before it")
+    if checkpoints:
+        raise RuntimeError(f"none of the checkpoints in {folder} could be loaded (see above). Delete that folder "
+                           "to start this size again, or run with force=True.")
+    return None
 
 
 def clear_stale_temporaries(folder: Path) -> None:

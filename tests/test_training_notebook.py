@@ -93,7 +93,7 @@ def test_killed_run_resumes_to_the_same_result(smoke_run, tmp_path):
     ok, _ = run_notebook("03_train", runs["killed"].root, env={KILL_FOR_TEST_ENV: "6"}, **settings)
     assert not ok
     state_dir = runs["killed"].model("1M") / "training"
-    assert [p.name for p in state_dir.glob("step_*")] == ["step_000004"]
+    assert sorted(p.name for p in state_dir.glob("step_*")) == ["step_000002", "step_000004"]  # the two newest
     assert list(state_dir.glob(".step_000006*")), "the half-written checkpoint is left as a temporary folder"
 
     ok, tail = run_notebook("03_train", runs["killed"].root, **settings)
@@ -167,3 +167,23 @@ def test_bf16_training_changes_the_numbers_a_little_and_keeps_fp32_weights(smoke
     fp32, bf16 = ([h["val_loss"] for h in runs[p]["history"]] for p in ("fp32", "bf16"))
     assert fp32 != bf16, "precision='bf16' must change how the training step computes"
     assert all(abs(a - b) < 0.05 for a, b in zip(fp32, bf16, strict=True)), (fp32, bf16)
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(smoke_run, tmp_path):
+    settings = dict(model_size="1M", max_steps=10, eval_interval=2, checkpoint_interval=2, patience=100)
+    straight, damaged = (_copy_inputs(smoke_run, tmp_path / name) for name in ("straight", "damaged"))
+    ok, tail = run_notebook("03_train", straight.root, **settings)
+    assert ok, tail
+    ok, _ = run_notebook("03_train", damaged.root, env={KILL_FOR_TEST_ENV: "8"}, **settings)
+    assert not ok
+    state_dir = damaged.model("1M") / "training"
+    weights = state_dir / "step_000006" / "best_model.safetensors"
+    assert weights.exists(), "the best weights are part of the checkpoint folder"
+    weights.write_bytes(weights.read_bytes()[:100])  # damaged after it was written
+
+    ok, tail = run_notebook("03_train", damaged.root, **settings)
+    assert ok, tail
+    said = executed_text(damaged.root, "03_train")
+    assert "could not load the checkpoint step_000006" in said and "resuming from step_000004" in said
+    first, resumed = (json.loads((r.model("1M") / "metrics.json").read_text()) for r in (straight, damaged))
+    assert resumed["history"] == first["history"]

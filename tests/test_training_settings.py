@@ -149,3 +149,18 @@ def test_step_budget_is_measured_once_and_kept_for_a_resumed_run(tmp_path):
         "max_steps"] == 7
     again = training.measure_step_budget(model, torch.randint(0, 64, (4, 16)), settings, [100], None, saved, force=True)
     assert again["max_steps"] != 7 or again["step_s"] != budget["step_s"]  # measured anew
+
+
+def test_when_no_checkpoint_loads_the_message_says_what_to_do(tmp_path):
+    class DamagedFiles:
+        def load_state(self, path):
+            raise RuntimeError("damaged")
+
+    assert training.load_latest_checkpoint(DamagedFiles(), tmp_path) is None  # nothing saved yet: start afresh
+    for step in (2, 4):
+        (tmp_path / f"step_{step:06d}").mkdir()
+        training.atomic_write_json(tmp_path / f"step_{step:06d}" / "trainer_state.json", {"state": {}})
+    notes = []
+    with pytest.raises(RuntimeError, match="Delete that folder to start this size again, or run with force=True"):
+        training.load_latest_checkpoint(DamagedFiles(), tmp_path, on_note=notes.append)
+    assert [note.split()[5] for note in notes] == ["step_000004", "step_000002"]  # newest first
