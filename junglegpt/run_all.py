@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                     futures[pool.submit(announce_and_run, j)] = j
                 for fut in concurrent.futures.as_completed(futures):
                     finish(futures[fut], *fut.result())
+            if failed:
+                break  # the notebooks after this group need every size it trains
             continue
         i += 1
         if not args.force and is_done(out, job):
@@ -226,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label}: see the executed notebook {executed}", file=sys.stderr)
             if tail:
                 print("    " + tail.replace("\n", "\n    "), file=sys.stderr)
+        not_run = [job.label for job in jobs if job.label not in {label for label, _, _ in summary}]
+        if not_run:
+            print(f"Not run, since they need what failed: {', '.join(not_run)}.", file=sys.stderr)
+        print("Fix the cause, then run the same command again: finished notebooks are skipped, and a size whose "
+              "training was interrupted resumes from its last checkpoint.", file=sys.stderr)
         return 1
     atomic_write_json(out.executed / "run_summary.json",
                       {"profile": profile, "sizes": sizes, "seconds": total,

@@ -111,3 +111,23 @@ def test_a_finished_run_goes_stale_when_its_inputs_change(tmp_path):
     assert is_done(out, job)
     metrics.write_text('{"profile": "smoke", "retrained": true}')  # 03 ran again for 1M
     assert not is_done(out, job)
+
+
+def test_a_failed_training_stops_the_series_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    from junglegpt import run_all
+
+    ran = []
+
+    def fake_run_job(job):
+        ran.append(job.label)
+        if job.label == "03_train_3M":
+            return False, 0.1, "RuntimeError: the 3M training failed (simulated)"
+        return True, 0.1, ""
+
+    monkeypatch.setattr(run_all, "run_job", fake_run_job)
+    assert run_all.main(["--profile", "smoke", "--sizes", "1M,3M,7M", "--out", str(tmp_path)]) == 1
+    assert ran == ["01_data_exploration", "02_tokenizer", "03_train_1M", "03_train_3M", "03_train_7M"]
+    said = capsys.readouterr().err
+    assert "03_train_3M: see the executed notebook" in said and "(simulated)" in said
+    assert "Not run, since they need what failed: 04_evaluate, 05_generate, 08_publish." in said
+    assert "run the same command again" in said
