@@ -93,3 +93,10 @@ def atomic_directory(path: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes: how a run recognises that its inputs changed."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

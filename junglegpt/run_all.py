@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import atomic_write_json, read_json
+from .io import atomic_write_json, file_sha256, read_json
 from .paths import NOTEBOOKS_DIR, OutputDirs
 from .profiles import PROFILES, resolve_profile
 from .sizes import UnknownSizeError, parse_sizes
@@ -63,10 +63,22 @@ def is_done(out: OutputDirs, job: Job) -> bool:
     if not job.executed.exists():
         return False
     if job.notebook in PER_SIZE:
-        metrics = out.model(job.parameters["model_size"]) / "metrics.json"
-        return metrics.exists() and read_json(metrics).get("profile") == job.parameters["profile"]
+        return size_is_trained(out, job.parameters["model_size"], job.parameters["profile"])
     marker = _done_marker(out, job.label)
     return marker.exists() and read_json(marker) == _marker_content(job, out)
+
+
+def size_is_trained(out: OutputDirs, size: str, profile: str) -> bool:
+    """Whether OUT/models/<size> was trained in this profile on the current training text and tokenizer.
+
+    A size trained before notebook 01 or 02 was rerun (another split, another vocab_size) is stale.
+    """
+    metrics_path = out.model(size) / "metrics.json"
+    if not (metrics_path.exists() and out.train_txt.exists() and (out.tokenizer / "tokenizer.json").exists()):
+        return False
+    metrics = read_json(metrics_path)
+    return (metrics.get("profile") == profile and metrics.get("train_sha256") == file_sha256(out.train_txt)
+            and metrics.get("tokenizer_sha256") == file_sha256(out.tokenizer / "tokenizer.json"))
 
 
 def _marker_content(job: Job, out: OutputDirs) -> dict:

@@ -7,7 +7,7 @@ import json
 import nbformat
 import pytest
 
-from junglegpt.io import atomic_write_json
+from junglegpt.io import atomic_write_json, file_sha256
 from junglegpt.notebook_setup import SETUP_CELL
 from junglegpt.paths import NOTEBOOKS_DIR, OutputDirs
 from junglegpt.run_all import SERIES, _done_marker, _marker_content, is_done, plan
@@ -131,3 +131,26 @@ def test_a_failed_training_stops_the_series_and_says_how_to_resume(tmp_path, mon
     assert "03_train_3M: see the executed notebook" in said and "(simulated)" in said
     assert "Not run, since they need what failed: 04_evaluate, 05_generate, 08_publish." in said
     assert "run the same command again" in said
+
+
+def test_a_trained_size_goes_stale_when_the_training_text_or_tokenizer_changes(tmp_path):
+    out = OutputDirs(tmp_path).make()
+    out.train_txt.write_text("Mowgli's Brothers", encoding="utf-8")
+    (out.tokenizer / "tokenizer.json").parent.mkdir(parents=True, exist_ok=True)
+    (out.tokenizer / "tokenizer.json").write_text('{"vocab": 2048}', encoding="utf-8")
+    atomic_write_json(out.model("1M") / "metrics.json", {
+        "profile": "smoke", "train_sha256": file_sha256(out.train_txt),
+        "tokenizer_sha256": file_sha256(out.tokenizer / "tokenizer.json")})
+    job = next(j for j in plan(out, "smoke", ["1M"]) if j.notebook == "03_train")
+    job.executed.parent.mkdir(parents=True)
+    job.executed.write_text("{}")
+    assert is_done(out, job)
+    assert not is_done(out, next(j for j in plan(out, "quick", ["1M"]) if j.notebook == "03_train"))
+    (out.tokenizer / "tokenizer.json").write_text('{"vocab": 4096}', encoding="utf-8")  # 02 rerun
+    assert not is_done(out, job)
+    atomic_write_json(out.model("1M") / "metrics.json", {
+        "profile": "smoke", "train_sha256": file_sha256(out.train_txt),
+        "tokenizer_sha256": file_sha256(out.tokenizer / "tokenizer.json")})
+    assert is_done(out, job)
+    out.train_txt.write_text("Kaa's Hunting", encoding="utf-8")  # 01 rerun with another split
+    assert not is_done(out, job)

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
 from junglegpt import training
-from junglegpt.io import atomic_write_json
+from junglegpt.io import atomic_write_json, file_sha256
 from junglegpt.paths import OutputDirs
 from junglegpt.sizes import SIZES
 from junglegpt.training import KILL_FOR_TEST_ENV
@@ -187,3 +187,15 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(smoke_run, tmp_path):
     assert "could not load the checkpoint step_000006" in said and "resuming from step_000004" in said
     first, resumed = (json.loads((r.model("1M") / "metrics.json").read_text()) for r in (straight, damaged))
     assert resumed["history"] == first["history"]
+
+
+def test_a_finished_size_is_retrained_after_its_training_text_changes(smoke_run, tmp_path):
+    shutil.copytree(smoke_run[0].root, tmp_path / "copy", ignore=shutil.ignore_patterns("executed"))
+    out = OutputDirs(tmp_path / "copy")
+    with out.train_txt.open("a", encoding="utf-8") as f:  # as if notebook 01 had made another split
+        f.write("\n\nNow this is the Law of the Jungle, as old and as true as the sky.\n")
+    ok, tail = run_notebook("03_train", out.root, model_size="1M")
+    assert ok, tail
+    assert "already finished" not in executed_text(out.root, "03_train")
+    metrics = json.loads((out.model("1M") / "metrics.json").read_text())
+    assert metrics["train_sha256"] == file_sha256(out.train_txt)
