@@ -55,8 +55,19 @@ def atomic_write_json(path: str | os.PathLike, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+class DamagedFileError(ValueError):
+    """A results or metrics file that cannot be read, with a message that names it and says what to do."""
+
+
 def read_json(path: str | os.PathLike):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DamagedFileError(
+            f"{path} is damaged: it is not valid JSON ({err}). It was probably cut short or edited by hand. "
+            "Delete it and run again the notebook that writes it (a model's metrics.json: 03_train for that "
+            "size, with force=True; results.json: 04_evaluate)."
+        ) from None
 
 
 def update_json(path: str | os.PathLike, entries: dict) -> Path:

@@ -111,6 +111,10 @@ def run_job(job: Job) -> tuple[bool, float, str]:
     )
     seconds = time.perf_counter() - start
     tail = "\n".join((proc.stdout or "").strip().splitlines()[-15:]) if proc.returncode else ""
+    if "DeadKernelError" in tail:
+        tail += ("\nThe kernel died, probably out of memory. Rerun the same command: training resumes from the "
+                 "last checkpoint. If it dies again, use a smaller micro_batch_size (a parameter of 03_train) "
+                 "or a smaller model size, or close other programs.")
     return proc.returncode == 0, seconds, tail
 
 
@@ -140,6 +144,24 @@ def plan(out: OutputDirs, profile: str, sizes: list[str], force: bool = False, p
     return jobs
 
 
+def out_dir_problem(out: str) -> str | None:
+    """Why `out` cannot hold the series' outputs (None if it can): checked before any notebook runs."""
+    if not out.strip():
+        return "--out is empty: name a folder, e.g. --out ~/junglegpt-out (the default is the repository root)"
+    path = Path(out).expanduser()
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"--out {out}: {existing} is a file, not a folder; choose another path"
+    try:
+        (path / "executed").mkdir(parents=True, exist_ok=True)
+        probe = path / "executed" / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        return f"--out {out}: cannot write there ({err.strerror}); choose a folder you can write to"
+    return None
+
+
 def _gpu_count() -> int:
     try:
         import torch
@@ -147,6 +169,55 @@ def _gpu_count() -> int:
         return torch.cuda.device_count()
     except ImportError:
         return 0
+
+
+def run_in_order(jobs: list[Job], out: OutputDirs, force: bool, gpus: int, finish, skip, failed: list) -> None:
+    """Run the jobs in series order; the sizes of notebook 03 as one group (in parallel, one per GPU)."""
+    i = 0
+    while i < len(jobs):
+        job = jobs[i]
+        if job.notebook in PER_SIZE:
+            group = [j for j in jobs[i:] if j.notebook == job.notebook]
+            i += len(group)
+            todo = []
+            for j in group:
+                if not force and is_done(out, j):
+                    skip(j)
+                else:
+                    todo.append(j)
+            workers = max(1, gpus)
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                futures = {}
+                for k, j in enumerate(todo):
+                    if gpus > 1:
+                        j.env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
+                    futures[pool.submit(announce_and_run, j)] = j
+                for fut in concurrent.futures.as_completed(futures):
+                    finish(futures[fut], *fut.result())
+            if failed:
+                break  # the notebooks after this group need every size it trains
+            continue
+        i += 1
+        if not force and is_done(out, job):
+            skip(job)
+            continue
+        finish(job, *announce_and_run(job))
+        if failed:
+            break  # every later notebook needs this one's output
+
+
+def resume_hint(jobs: list[Job], out: OutputDirs) -> str:
+    """What a rerun will do after an interruption: which size resumes from which step."""
+    resuming = []
+    for job in jobs:
+        if job.notebook in PER_SIZE:
+            size = job.parameters["model_size"]
+            steps = sorted((out.model(size) / "training").glob("step_*"))
+            if steps and not (out.model(size) / "metrics.json").exists():
+                resuming.append(f"{size} from step {int(steps[-1].name.split('_')[1])}")
+    where = f" ({', '.join(resuming)})" if resuming else ""
+    return (f"Rerun the same command to resume{where}: finished notebooks are skipped, and a size in training "
+            "resumes from its last checkpoint.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,8 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         sizes = parse_sizes(args.sizes)
     except (ValueError, UnknownSizeError) as err:
         parser.error(str(err))
+    problem = out_dir_problem(args.out)
+    if problem:
+        parser.error(problem)
     out = OutputDirs(args.out)
-    out.executed.mkdir(parents=True, exist_ok=True)
     jobs = plan(out, profile, sizes, force=args.force, push=args.push, extras=args.extras)
     gpus = _gpu_count()
     print(f"JungleGPT: profile {profile}, sizes {','.join(sizes)}, output {out.root}, "
@@ -198,37 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         summary.append((job.label, "skipped", 0.0))
         print(f"  {job.label:<22} skipped (finished before; --force reruns it)", flush=True)
 
-    i = 0
-    while i < len(jobs):
-        job = jobs[i]
-        if job.notebook in PER_SIZE:
-            group = [j for j in jobs[i:] if j.notebook == job.notebook]
-            i += len(group)
-            todo = []
-            for j in group:
-                if not args.force and is_done(out, j):
-                    skip(j)
-                else:
-                    todo.append(j)
-            workers = max(1, gpus)
-            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-                futures = {}
-                for k, j in enumerate(todo):
-                    if gpus > 1:
-                        j.env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
-                    futures[pool.submit(announce_and_run, j)] = j
-                for fut in concurrent.futures.as_completed(futures):
-                    finish(futures[fut], *fut.result())
-            if failed:
-                break  # the notebooks after this group need every size it trains
-            continue
-        i += 1
-        if not args.force and is_done(out, job):
-            skip(job)
-            continue
-        finish(job, *announce_and_run(job))
-        if failed:
-            break  # every later notebook needs this one's output
+    try:
+        run_in_order(jobs, out, args.force, gpus, finish, skip, failed)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. {resume_hint(jobs, out)}", file=sys.stderr)
+        return 130
 
     total = time.perf_counter() - started
     print(f"\nSummary ({total:.0f} s in all):")

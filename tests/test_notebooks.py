@@ -154,3 +154,46 @@ def test_a_trained_size_goes_stale_when_the_training_text_or_tokenizer_changes(t
     assert is_done(out, job)
     out.train_txt.write_text("Kaa's Hunting", encoding="utf-8")  # 01 rerun with another split
     assert not is_done(out, job)
+
+
+@pytest.mark.parametrize("make_out, message", [
+    (lambda tmp: "", "--out is empty"),
+    (lambda tmp: str(tmp / "a-file"), "is a file, not a folder"),
+    (lambda tmp: str(tmp / "a-file" / "below"), "is a file, not a folder"),
+])
+def test_an_unusable_out_folder_is_refused_before_anything_runs(tmp_path, capsys, make_out, message):
+    from junglegpt import run_all
+
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        run_all.main(["--profile", "smoke", "--out", make_out(tmp_path)])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_read_only_out_folder_is_refused_with_a_message(tmp_path, monkeypatch, capsys):
+    from junglegpt import run_all
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(run_all.Path, "mkdir", read_only)
+    with pytest.raises(SystemExit):
+        run_all.main(["--profile", "smoke", "--out", str(tmp_path / "out")])
+    assert "cannot write there (Read-only file system)" in capsys.readouterr().err
+
+
+def test_ctrl_c_says_how_to_resume_and_from_which_step(tmp_path, monkeypatch, capsys):
+    from junglegpt import run_all
+
+    def fake_run_job(job):
+        if job.label == "03_train_3M":
+            (tmp_path / "models" / "3M" / "training" / "step_000040").mkdir(parents=True)
+            raise KeyboardInterrupt
+        return True, 0.1, ""
+
+    monkeypatch.setattr(run_all, "run_job", fake_run_job)
+    assert run_all.main(["--profile", "smoke", "--sizes", "1M,3M", "--out", str(tmp_path)]) == 130
+    said = capsys.readouterr().err
+    assert "Interrupted. Rerun the same command to resume (3M from step 40)" in said
+    assert "Traceback" not in said

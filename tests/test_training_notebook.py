@@ -90,8 +90,9 @@ def test_killed_run_resumes_to_the_same_result(smoke_run, tmp_path):
     assert ok, tail
 
     # Killed (like kill -9) half-way through writing the checkpoint of step 6.
-    ok, _ = run_notebook("03_train", runs["killed"].root, env={KILL_FOR_TEST_ENV: "6"}, **settings)
+    ok, tail = run_notebook("03_train", runs["killed"].root, env={KILL_FOR_TEST_ENV: "6"}, **settings)
     assert not ok
+    assert "The kernel died, probably out of memory. Rerun the same command" in tail
     state_dir = runs["killed"].model("1M") / "training"
     assert sorted(p.name for p in state_dir.glob("step_*")) == ["step_000002", "step_000004"]  # the two newest
     assert list(state_dir.glob(".step_000006*")), "the half-written checkpoint is left as a temporary folder"

@@ -164,3 +164,10 @@ def test_when_no_checkpoint_loads_the_message_says_what_to_do(tmp_path):
     with pytest.raises(RuntimeError, match="Delete that folder to start this size again, or run with force=True"):
         training.load_latest_checkpoint(DamagedFiles(), tmp_path, on_note=notes.append)
     assert [note.split()[5] for note in notes] == ["step_000004", "step_000002"]  # newest first
+
+
+def test_a_damaged_json_file_is_named_with_what_to_do(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text('{"best_val_bpb": 1.93', encoding="utf-8")  # cut short
+    with pytest.raises(ValueError, match=r"metrics.json is damaged: it is not valid JSON .* Delete it and run again"):
+        training.read_json(path)
