@@ -7,14 +7,15 @@ traceback, and the interface keeps working.
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer
 
 from .paths import OutputDirs
-from .sizes import SIZES
+from .sizes import SIZES, UnknownSizeError, get_size
 
 MAX_TEMPERATURE = 5.0
 
@@ -53,6 +54,10 @@ class ModelShelf:
         return [name for name in SIZES if (self.out.model(name) / "config.json").exists()]
 
     def get(self, size: str):
+        try:
+            size = get_size(size).name  # "1m" is 1M; "2M" is no size at all
+        except UnknownSizeError as err:
+            raise GenerationInputError(str(err)) from None
         if size not in self._loaded:
             folder = self.out.model(size)
             if not (folder / "config.json").exists():
@@ -66,9 +71,30 @@ class ModelShelf:
         return self._loaded[size]
 
 
+def checked_numbers(request: Request) -> Request:
+    """The request with its numbers as numbers ("0.8" from a text box is 0.8), or a message saying which is wrong."""
+    kinds = {"max_new_tokens": int, "temperature": float, "top_k": int, "top_p": float, "seed": int}
+    values = {}
+    for name, kind in kinds.items():
+        value = getattr(request, name)
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise GenerationInputError(f"{name}={value!r} is not a number.") from None
+        if kind is float and not math.isfinite(number):
+            raise GenerationInputError(f"{name}={value!r}: give a finite number.")
+        if kind is int and float(value) != number:
+            raise GenerationInputError(f"{name}={value!r}: give a whole number.")
+        values[name] = number
+    if not 0 <= values["seed"] < 2**63:
+        raise GenerationInputError(f"seed={request.seed}: choose a whole number from 0 to 2**63 - 1.")
+    return replace(request, **values)
+
+
 def prepare(request: Request, tokenizer, context: int) -> Prepared:
     """Check a request and turn it into model inputs and `generate` arguments, with notes for the user."""
     notes = []
+    request = checked_numbers(request)
     if not 1 <= int(request.max_new_tokens) <= 1000:
         raise GenerationInputError(f"max_new_tokens={request.max_new_tokens}: choose between 1 and 1000.")
     if not 0 < request.top_p <= 1:
@@ -119,6 +145,7 @@ class CallbackStreamer(TextStreamer):
 
 def generate(shelf: ModelShelf, request: Request, on_text=None, use_cache: bool = True) -> dict:
     """Generate a continuation; `on_text` receives the text as it is produced."""
+    request = checked_numbers(request)
     model, tokenizer = shelf.get(request.size)
     prepared = prepare(request, tokenizer, model.config.n_positions)
     streamer = CallbackStreamer(tokenizer, on_text) if on_text else None
@@ -144,6 +171,8 @@ def generate(shelf: ModelShelf, request: Request, on_text=None, use_cache: bool 
 def next_tokens(shelf: ModelShelf, size: str, prompt: str, k: int = 10) -> list[tuple[str, float]]:
     """The `k` most likely next tokens after `prompt`, with their probabilities."""
     model, tokenizer = shelf.get(size)
+    if not (isinstance(k, int) and 1 <= k <= len(tokenizer)):
+        raise GenerationInputError(f"k={k!r}: choose a whole number from 1 to {len(tokenizer):,} (the vocabulary).")
     prepared = prepare(Request(prompt=prompt, size=size, max_new_tokens=1), tokenizer, model.config.n_positions)
     with torch.no_grad():
         logits = model(input_ids=prepared.input_ids.to(shelf.device)).logits[0, -1]

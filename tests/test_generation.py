@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from junglegpt.generation import GenerationInputError, ModelShelf, Request, generate, prepare
+from junglegpt.generation import GenerationInputError, ModelShelf, Request, generate, next_tokens, prepare
 from junglegpt.paths import OutputDirs
 from junglegpt.playground import Playground
 from junglegpt.sizes import SIZES
@@ -106,3 +106,31 @@ def test_playground_callbacks(shelf):
     ui.prompt.value = ""
     assert ui.on_generate() is not None  # an empty prompt is explained, not an error
     assert "empty" in ui.status.value
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"temperature": float("nan")}, "temperature=nan: give a finite number"),
+    ({"temperature": "warm"}, "temperature='warm' is not a number"),
+    ({"seed": 2**70}, "seed=1180591620717411303424: choose a whole number from 0"),
+    ({"seed": -1}, "choose a whole number from 0"),
+    ({"max_new_tokens": 2.5}, "max_new_tokens=2.5: give a whole number"),
+])
+def test_odd_numbers_are_explained_not_crashed_on(shelf, change, message):
+    with pytest.raises(GenerationInputError, match=message):
+        generate(shelf, Request(size="1M", **change))
+
+
+def test_numbers_typed_as_text_and_sizes_in_lower_case_work(shelf):
+    typed = generate(shelf, Request(size="1m", max_new_tokens="6", temperature="0.8", seed="7"))
+    same = generate(shelf, Request(size="1M", max_new_tokens=6, temperature=0.8, seed=7))
+    assert typed["text"] == same["text"]
+
+
+def test_a_size_that_does_not_exist_is_not_called_untrained(shelf):
+    with pytest.raises(GenerationInputError, match="unknown model size '2M': choose one of 1M, 3M"):
+        generate(shelf, Request(size="2M"))
+
+
+def test_next_tokens_refuses_more_than_the_vocabulary(shelf):
+    with pytest.raises(GenerationInputError, match="k=5000: choose a whole number from 1 to 2,048"):
+        next_tokens(shelf, "1M", "Mowgli", k=5000)
