@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import hashlib
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -162,6 +165,64 @@ def out_dir_problem(out: str) -> str | None:
     return None
 
 
+LOCK_NAME = ".junglegpt-run.lock"
+
+
+class OutInUseError(RuntimeError):
+    """Another run is writing to the same output folder."""
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, and belongs to someone else
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def exclusive_use(out: OutputDirs, on_note=print):
+    """Hold OUT/.junglegpt-run.lock while the series runs, so that two runs never write one folder.
+
+    The lock file says which process holds it. It is removed when the run ends, however it ends; a
+    lock left by a process that no longer exists (killed with kill -9, or a machine restart) is
+    taken over with a note.
+    """
+    lock = out.root / LOCK_NAME
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                holder = {}  # being written this instant, or damaged: look again
+                time.sleep(0.2)
+            if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
+                    and not _process_alive(holder["pid"]):
+                on_note(f"note: taking over a lock left in {out.root} by pid {holder['pid']} (started at "
+                        f"{holder.get('started')}), which is no longer running")
+                lock.unlink(missing_ok=True)
+                continue
+            if holder:
+                elsewhere = "" if holder.get("host") == me["host"] else f" on {holder.get('host')}"
+                raise OutInUseError(
+                    f"another run (pid {holder.get('pid')}{elsewhere}, started at {holder.get('started')}) is using "
+                    f"{out.root}. Wait for it to finish, or choose another --out. If no such run exists, delete "
+                    f"{lock}.") from None
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 def _gpu_count() -> int:
     try:
         import torch
@@ -272,7 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {job.label:<22} skipped (finished before; --force reruns it)", flush=True)
 
     try:
-        run_in_order(jobs, out, args.force, gpus, finish, skip, failed)
+        with exclusive_use(out):
+            run_in_order(jobs, out, args.force, gpus, finish, skip, failed)
+    except OutInUseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\nInterrupted. {resume_hint(jobs, out)}", file=sys.stderr)
         return 130

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -197,3 +201,39 @@ def test_ctrl_c_says_how_to_resume_and_from_which_step(tmp_path, monkeypatch, ca
     said = capsys.readouterr().err
     assert "Interrupted. Rerun the same command to resume (3M from step 40)" in said
     assert "Traceback" not in said
+
+
+def _lock(out, pid):
+    from junglegpt.run_all import LOCK_NAME
+
+    holder = {"pid": pid, "host": socket.gethostname(), "started": "2026-11-26 01:00:00"}
+    return atomic_write_json(out / LOCK_NAME, holder)
+
+
+def test_a_second_run_on_the_same_out_is_refused(tmp_path, monkeypatch, capsys):
+    from junglegpt import run_all
+
+    monkeypatch.setattr(run_all, "run_job", lambda job: pytest.fail("nothing may run"))
+    lock = _lock(tmp_path, os.getppid())  # a live process: the run in progress
+    assert run_all.main(["--profile", "smoke", "--sizes", "1M", "--out", str(tmp_path)]) == 2
+    said = capsys.readouterr().err
+    assert f"another run (pid {os.getppid()}, started at 2026-11-26 01:00:00) is using {tmp_path}" in said
+    assert lock.exists(), "the other run's lock is left alone"
+
+
+def test_a_stale_lock_is_taken_over_and_the_lock_is_released_even_on_a_crash(tmp_path, monkeypatch, capsys):
+    from junglegpt import run_all
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs: a run killed with kill -9 left this lock
+    lock = _lock(tmp_path, gone.pid)
+
+    def crash(job):
+        assert lock.exists() and json.loads(lock.read_text())["pid"] == os.getpid()
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(run_all, "run_job", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_all.main(["--profile", "smoke", "--sizes", "1M", "--out", str(tmp_path)])
+    assert f"taking over a lock left in {tmp_path} by pid {gone.pid}" in capsys.readouterr().out
+    assert not lock.exists()
