@@ -15,18 +15,45 @@ class DiskFullError(OSError):
     """Raised instead of a bare ENOSPC, with a message that says what to do."""
 
 
+def _disk_full(err: BaseException, path: Path) -> bool:
+    """Whether `err`, raised while writing `path`, means the disk is full.
+
+    Plain writes say so with ENOSPC; safetensors puts "os error 28" in its message; torch.save says
+    only "file write failed" (from inline_container.cc), so there we look at the free space.
+    """
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    text = str(err)
+    if "No space left on device" in text or "os error 28" in text:
+        return True
+    if "file write failed" in text or "inline_container" in text:
+        folder = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+        try:
+            return shutil.disk_usage(folder).free < 64 * 2**20
+        except OSError:
+            return False
+    return False
+
+
 @contextlib.contextmanager
 def _explain_disk_full(path: Path):
     try:
         yield
-    except OSError as err:
-        if err.errno == errno.ENOSPC:
+    except Exception as err:
+        if _disk_full(err, path):
             raise DiskFullError(
                 errno.ENOSPC,
                 f"The disk is full while writing {path}. Free some space (old checkpoints live in "
                 "OUT/models/<size>/training) and run again: finished work is kept and skipped.",
             ) from err
         raise
+
+
+def _usual_mode(path: Path, full: int) -> None:
+    """Give a temporary file or folder (made 0600 / 0700) the permissions a plain open() or mkdir() would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, full & ~umask)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -39,6 +66,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _usual_mode(Path(tmp), 0o666)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -90,6 +118,7 @@ def atomic_directory(path: str | os.PathLike):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    _usual_mode(tmp, 0o777)
     try:
         with _explain_disk_full(path):
             yield tmp

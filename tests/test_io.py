@@ -1,0 +1,47 @@
+"""Atomic writes: what a failure leaves behind, what it says, and the permissions of what is written."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections import namedtuple
+
+import pytest
+
+from junglegpt import io
+
+TORCH_DISK_FULL = ("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
+                   "data/0: file write failed")
+Usage = namedtuple("Usage", "total used free")
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   RuntimeError(TORCH_DISK_FULL),
+                                   Exception("I/O error: No space left on device (os error 28)")])
+def test_a_full_disk_is_explained_whatever_library_was_writing(tmp_path, monkeypatch, error):
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(10**9, 10**9, 1024))
+    target = tmp_path / "models" / "1M" / "training" / "step_000100"
+    with pytest.raises(io.DiskFullError, match=r"The disk is full while writing .*step_000100. Free some space"):
+        with io.atomic_directory(target):
+            raise error
+    assert not target.exists() and not list(target.parent.glob(".*.tmp")), "nothing half-written is left"
+
+
+def test_a_torch_write_error_with_space_left_is_not_called_a_full_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(10**12, 10**9, 10**11))
+    with pytest.raises(RuntimeError, match="file write failed"):
+        with io.atomic_directory(tmp_path / "step_000100"):
+            raise RuntimeError(TORCH_DISK_FULL)
+
+
+def test_written_files_and_folders_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        file = io.atomic_write_json(tmp_path / "results.json", {"ok": True})
+        with io.atomic_directory(tmp_path / "model") as folder:
+            (folder / "config.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert file.stat().st_mode & 0o777 == 0o644  # not 0600: results are meant to be shared
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755  # not 0700
