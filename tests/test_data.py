@@ -81,10 +81,40 @@ def test_check_text_refuses_bad_copies(editions, make_bad, message):
         jb.check_text(make_bad(editions["pg236.txt"]), jb.JUNGLE_BOOK, "test")
 
 
-def test_check_text_refuses_another_book(shared_data):
-    kim = jb.read_text(shared_data / "kipling" / "pg35555.txt")
-    with pytest.raises(jb.BookTextError, match="does not look like The Jungle Book"):
-        jb.check_text(kim, jb.JUNGLE_BOOK, "pg236.txt")
+@pytest.mark.parametrize("other, calls_itself", [
+    ("kipling/pg35555.txt", "KIM / Rudyard Kipling"),
+    ("kipling/pg15529.txt", "THE RECALL / I am the land of their fathers."),  # reprints the Jungle Book's songs
+    ("heldout/pg37364.txt", "THE / SECOND JUNGLE BOOK"),
+])
+def test_another_book_is_named_not_called_truncated(shared_data, other, calls_itself):
+    text = jb.read_text(shared_data / other)
+    with pytest.raises(jb.BookTextError, match=f"pg236.txt is not The Jungle Book: .* calls itself '{calls_itself}'"):
+        jb.check_text(text, jb.JUNGLE_BOOK, "pg236.txt")
+
+
+def test_a_complete_copy_without_the_licence_is_accepted(editions):
+    for name, text in editions.items():
+        body = jb.strip_gutenberg(text)
+        assert len(body) < 280_000 or name == "pg35997.txt"  # what the old length check refused
+        assert jb.check_text(body, jb.JUNGLE_BOOK, name) == body
+
+
+def test_text_in_another_encoding_is_refused_naming_it(tmp_path, editions):
+    windows = tmp_path / "pg236.txt"
+    windows.write_bytes(editions["pg236.txt"].encode("cp1252", errors="replace"))
+    with pytest.raises(jb.BookTextError, match=r"is not UTF-8 text .* probably Windows-1252.*iconv -f CP1252"):
+        jb.read_text(windows)
+    stray = tmp_path / "stray.txt"
+    start = editions["pg236.txt"][:5000].encode("utf-8")
+    stray.write_bytes(start + b"\xff" + b"more text")
+    with pytest.raises(jb.BookTextError, match=rf"byte 0xff at position {len(start):,}\); it is probably Latin-1"):
+        jb.read_text(stray)
+
+
+def test_doubled_carriage_returns_give_the_same_split(tmp_path, editions):
+    odd = tmp_path / "pg236.txt"
+    odd.write_bytes(editions["pg236.txt"].replace("\n", "\r\r\n").encode("utf-8"))
+    assert jb.read_text(odd) == editions["pg236.txt"]
 
 
 def test_find_text_prefers_data_dir_then_raw(tmp_path, shared_data, monkeypatch, editions):
