@@ -8,7 +8,7 @@ import pytest
 from junglegpt import data as jb
 from junglegpt.paths import REPO_ROOT, OutputDirs
 
-from .helpers import run_all_cli
+from .helpers import clone_of_the_working_tree, run_all_cli
 
 
 def _shared_data() -> Path:
@@ -39,11 +39,15 @@ def editions(shared_data) -> dict[str, str]:
 def smoke_run(tmp_path_factory, shared_data):
     """The whole series in the smoke profile, extras included, once for every test that reads its outputs.
 
-    The Hub is unreachable here, as in CI: notebook 06 finds no pretrained model and carries on
+    It runs as a user runs it: in a clone of the repository, with the default --out (the clone
+    itself), which must leave every tracked file as it was (`git status` clean). The Hub is
+    unreachable here, as in CI: notebook 06 finds no pretrained model and carries on
     (tests/test_extras.py fine-tunes a local checkpoint instead).
     """
-    out = tmp_path_factory.mktemp("smoke")
-    env = {jb.DATA_DIR_ENV: str(shared_data), "HF_HUB_OFFLINE": "1"}  # offline even where there is a network
-    proc = run_all_cli("--profile", "smoke", "--sizes", "all", "--extras", "--out", str(out), env=env)
+    clone = clone_of_the_working_tree(tmp_path_factory.mktemp("smoke") / "junglegpt")
+    env = {jb.DATA_DIR_ENV: str(shared_data), "HF_HUB_OFFLINE": "1",  # offline even where there is a network
+           "PYTHONPATH": str(clone)}  # the clone's package, whose default --out is the clone
+    proc = run_all_cli("--profile", "smoke", "--sizes", "all", "--extras", env=env, cwd=clone)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return OutputDirs(out), proc.stdout
+    assert f"output {clone}," in proc.stdout
+    return OutputDirs(clone), proc.stdout

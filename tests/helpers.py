@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,12 +9,40 @@ from pathlib import Path
 from junglegpt.run_all import Job, run_job
 
 
-def run_all_cli(*args, env=None, timeout=1800):
+def run_all_cli(*args, env=None, timeout=1800, cwd=None):
     """`run_all.sh` minus the environment set-up: the runner as a user calls it."""
     return subprocess.run(
         [sys.executable, "-m", "junglegpt.run_all", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd,
     )
+
+
+def clone_of_the_working_tree(dest: Path) -> Path:
+    """A git clone of this repository holding the working tree's files, committed or not, and committed
+    there, so that its `git status` starts clean (in CI the two are the same)."""
+    from junglegpt.paths import REPO_ROOT
+
+    def git(*args, cwd):
+        return subprocess.run(["git", "-c", "user.name=tests", "-c", "user.email=tests@localhost", *args],
+                              cwd=cwd, check=True, capture_output=True).stdout
+
+    git("clone", "-q", str(REPO_ROOT), str(dest), cwd=REPO_ROOT)
+    ours = {n.decode() for n in git("ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                                    cwd=REPO_ROOT).split(b"\0") if n and (REPO_ROOT / n.decode()).is_file()}
+    for name in git("ls-files", "-z", cwd=dest).split(b"\0"):
+        if name and name.decode() not in ours:
+            (dest / name.decode()).unlink()
+    for name in ours:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, dest / name)
+    git("add", "-A", cwd=dest)
+    git("commit", "-q", "--allow-empty", "-m", "the working tree", cwd=dest)
+    return dest
+
+
+def git_status(repo: Path) -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo, check=True,
+                          capture_output=True, text=True).stdout
 
 
 def run_notebook(name: str, out: Path, env: dict | None = None, **parameters) -> tuple[bool, str]:

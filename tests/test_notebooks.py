@@ -16,7 +16,7 @@ from junglegpt.notebook_setup import SETUP_CELL
 from junglegpt.paths import NOTEBOOKS_DIR, OutputDirs
 from junglegpt.run_all import SERIES, _done_marker, _marker_content, is_done, plan
 
-from .helpers import run_all_cli
+from .helpers import git_status, run_all_cli
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
@@ -237,3 +237,11 @@ def test_a_stale_lock_is_taken_over_and_the_lock_is_released_even_on_a_crash(tmp
         run_all.main(["--profile", "smoke", "--sizes", "1M", "--out", str(tmp_path)])
     assert f"taking over a lock left in {tmp_path} by pid {gone.pid}" in capsys.readouterr().out
     assert not lock.exists()
+
+
+def test_a_default_run_changes_no_tracked_file(smoke_run):
+    """The smoke series ran in a clone with the default --out: its data, figures and models are
+    ignored, and the reference results and figures in results/ are untouched."""
+    out, _ = smoke_run
+    assert (out.figures / "04_bpb_vs_size.png").exists() and (out.model("1M") / "metrics.json").exists()
+    assert git_status(out.root) == ""
