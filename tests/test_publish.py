@@ -46,6 +46,8 @@ def test_the_token_never_lands_in_an_output(smoke_run, tmp_path, push):
     params = {"model_size": "1M", "push": push, "repo_id": "someone/junglegpt-1M" if push else ""}
     ok, tail = run_notebook("08_publish", root, env={"HF_TOKEN": FAKE_TOKEN, "HF_HUB_OFFLINE": "1"}, **params)
     assert ok != push, tail  # the dry run succeeds; the push fails here, offline
+    if push:  # with a message that says so, not a raw connection error
+        assert "The Hugging Face Hub is unreachable from here: nothing was uploaded" in tail
     executed = (root / "executed" / "08_publish.ipynb").read_text()
     assert "found in the HF_TOKEN environment variable" in executed
     assert _files_containing(root, FAKE_TOKEN) == []
