@@ -181,15 +181,25 @@ def check_text(text: str, known: KnownText, source: str) -> str:
     return text
 
 
-def download(url: str, dest: Path, known: KnownText, timeout: float = 30.0, retries: int = 3) -> Path:
-    """Download `url` to `dest`, checking the text before it replaces anything at `dest`."""
+def download(url: str, dest: Path, known: KnownText, timeout: float = 30.0, retries: int = 3,
+             deadline: float | None = None) -> Path:
+    """Download `url` to `dest`, checking the text before it replaces anything at `dest`.
+
+    Each attempt is announced; none starts after `deadline` (a time.monotonic() value), and none
+    waits past it for an answer.
+    """
     from tqdm.auto import tqdm
 
     last_error: Exception | None = None
     for attempt in range(1, retries + 1):
+        left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+        if left <= 0:
+            last_error = last_error or TimeoutError("no time left for another attempt")
+            break
+        print(f"downloading {url} (attempt {attempt} of {retries}) ...", flush=True)
         try:
             request = urllib.request.Request(url, headers={"User-Agent": "junglegpt (teaching notebooks)"})
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=left) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
                 chunks = []
                 with tqdm(total=total, unit="B", unit_scale=True, desc=f"{known.filename}", leave=False) as bar:
@@ -205,14 +215,22 @@ def download(url: str, dest: Path, known: KnownText, timeout: float = 30.0, retr
             last_error = err
         except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as err:
             last_error = err
+        print(f"  failed: {last_error}", flush=True)
         if attempt < retries:
-            time.sleep(min(2.0**attempt, 10.0) * 0.5)
-    raise ConnectionError(f"could not download {url} after {retries} tries: {last_error}") from last_error
+            pause = min(2.0**attempt, 10.0) * 0.5
+            if deadline is not None and time.monotonic() + pause >= deadline:
+                break
+            time.sleep(pause)
+    raise ConnectionError(f"could not download {url} after {attempt} {'try' if attempt == 1 else 'tries'}: "
+                          f"{last_error}") from last_error
 
 
 def find_text(known: KnownText, raw_dir: Path | None = None, urls: tuple[str, ...] | None = None,
-              timeout: float = 30.0, retries: int = 3) -> Path:
-    """Return the path of a checked local copy of `known`, downloading it into `raw_dir` if needed."""
+              timeout: float = 20.0, retries: int = 3, total_timeout: float = 55.0) -> Path:
+    """Return the path of a checked local copy of `known`, downloading it into `raw_dir` if needed.
+
+    Downloading gives up after `total_timeout` seconds in all, whatever the network does.
+    """
     for path in local_candidates(known, raw_dir):
         if path.is_file():
             check_text(read_text(path), known, str(path))
@@ -220,9 +238,14 @@ def find_text(known: KnownText, raw_dir: Path | None = None, urls: tuple[str, ..
     if raw_dir is None:
         raise FileNotFoundError(f"no local copy of {known.title} and nowhere to download it to.")
     errors = []
+    deadline = time.monotonic() + total_timeout
     for url in urls or known.urls:
+        if time.monotonic() >= deadline:
+            errors.append(f"{url}: not tried, the {total_timeout:.0f} s allowed for downloading were used up")
+            continue
         try:
-            return download(url, Path(raw_dir) / known.filename, known, timeout=timeout, retries=retries)
+            return download(url, Path(raw_dir) / known.filename, known, timeout=timeout, retries=retries,
+                            deadline=deadline)
         except ConnectionError as err:
             errors.append(str(err))
     looked = "\n  ".join(str(p) for p in local_candidates(known, raw_dir))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from junglegpt import data as jb
@@ -141,3 +143,17 @@ def test_offline_with_nothing_local_says_where_to_put_the_file(tmp_path, monkeyp
     assert str(tmp_path / "pg236.txt") in str(err.value)
     assert jb.DATA_DIR_ENV in str(err.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_held_out_book_stops_notebook_01_before_any_split(tmp_path, shared_data):
+    from .helpers import run_notebook
+
+    only_the_book = tmp_path / "texts" / "jungle_book"
+    only_the_book.mkdir(parents=True)
+    shutil.copy(shared_data / "jungle_book" / "pg236.txt", only_the_book / "pg236.txt")
+    out = tmp_path / "out"
+    offline = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}  # refused at once
+    ok, tail = run_notebook("01_data_exploration", out, env={jb.DATA_DIR_ENV: str(only_the_book.parent), **offline})
+    assert not ok
+    assert "The Second Jungle Book (Project Gutenberg #37364) is not on this machine" in tail
+    assert not (out / "data" / "train.txt").exists()

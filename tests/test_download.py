@@ -36,6 +36,8 @@ def server(editions):
                 self._send(200, book[: len(book) // 3])
             elif self.path == "/html.txt":
                 self._send(200, b"<!DOCTYPE html><html><body>Please log in</body></html>", content_type="text/html")
+            elif self.path == "/silent.txt":  # accepts the connection, never answers
+                time.sleep(10)
             elif self.path == "/stall.txt":
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(book)))
@@ -93,3 +95,16 @@ def test_find_text_falls_back_to_the_second_url(server, tmp_path, monkeypatch, e
     assert path.read_text(encoding="utf-8") == editions["pg236.txt"]
     # Found locally next time: no server needed.
     assert jb.find_text(jb.JUNGLE_BOOK, tmp_path, urls=("http://127.0.0.1:9/x",), retries=1) == path
+
+
+def test_a_network_that_never_answers_is_given_up_on_in_time_with_each_attempt_shown(server, tmp_path, monkeypatch,
+                                                                                     capsys):
+    monkeypatch.delenv(jb.DATA_DIR_ENV)
+    urls = (f"{server}/silent.txt", f"{server}/silent.txt?again")
+    start = time.monotonic()
+    with pytest.raises(FileNotFoundError, match="could not be downloaded"):
+        jb.find_text(jb.JUNGLE_BOOK, tmp_path, urls=urls, timeout=30, retries=3, total_timeout=3)
+    assert time.monotonic() - start < 6, "the total time allowed for downloading is respected"
+    said = capsys.readouterr().out
+    assert f"downloading {server}/silent.txt (attempt 1 of 3) ..." in said and "failed: " in said
+    assert list(tmp_path.iterdir()) == []
