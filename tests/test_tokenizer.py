@@ -51,13 +51,13 @@ def test_fitted_on_train_only_and_deterministic(smoke_run, tmp_path, shared_data
         assert (out.tokenizer / name).read_bytes() == (smoke.tokenizer / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("vocab_size", [100, 10_000_000])
+@pytest.mark.parametrize("vocab_size", [100, 10_000_000, "abc", 2048.5])
 def test_absurd_vocab_sizes_are_refused(smoke_run, tmp_path, vocab_size):
     smoke, _ = smoke_run
     shutil.copytree(smoke.data, tmp_path / "data")
     ok, tail = run_notebook("02_tokenizer", tmp_path, vocab_size=vocab_size)
     assert not ok
-    assert "choose between 257" in tail
+    assert "choose a whole number between 257" in tail
 
 
 def test_missing_training_text_names_the_notebook_to_run(tmp_path):
