@@ -88,10 +88,10 @@ def with_step_count(settings: dict, max_steps: int) -> dict:
     return settings
 
 
-def steps_for_budget(budget_s: float, step_s: float, eval_s: float, n_evals: int = 2, spent_s: float = 0.0) -> int:
-    """How many optimizer steps of `step_s` seconds fit in `budget_s`, after `n_evals` evaluations of
-    `eval_s` seconds each and the `spent_s` seconds already used (measuring). At least one."""
-    return max(1, int((budget_s - spent_s - n_evals * eval_s) / step_s))
+def steps_for_budget(budget_s: float, step_s: float, eval_s: float, n_evals: int = 2) -> int:
+    """How many optimizer steps of `step_s` seconds fit in `budget_s` after `n_evals` evaluations of
+    `eval_s` seconds each. At least one."""
+    return max(1, int((budget_s - n_evals * eval_s) / step_s))
 
 
 def check_settings(s: dict) -> None:
@@ -173,7 +173,6 @@ def accelerate_mixed_precision(precision: str) -> str:
     if precision == "fp32" or not torch.cuda.is_available():
         return "no"
     return precision
-
 
 
 def peak_memory_mb() -> float:
