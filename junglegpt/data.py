@@ -267,23 +267,25 @@ def decode_text(raw: bytes, source: str) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
+        name, iconv_name = _guess_encoding(raw)
         raise BookTextError(
             f"{source} is not UTF-8 text (byte 0x{raw[err.start]:02x} at position {err.start:,}); it is probably "
-            f"{_guess_encoding(raw)}. Convert it, e.g. `iconv -f {_guess_encoding(raw, short=True)} -t UTF-8 "
-            f"{Path(source).name} > converted.txt`, or download the UTF-8 file from Project Gutenberg."
+            f"{name}. Convert it, e.g. `iconv -f {iconv_name} -t UTF-8 {Path(source).name} > converted.txt`, "
+            "or download the UTF-8 file from Project Gutenberg."
         ) from None
     return re.sub(r"\r+\n", "\n", text).replace("\r", "\n")
 
 
-def _guess_encoding(raw: bytes, short: bool = False) -> str:
-    """Windows-1252 if its curly quotes or dashes are there, else Latin-1 (which reads any byte)."""
+def _guess_encoding(raw: bytes) -> tuple[str, str]:
+    """(a name for people, iconv's name): Windows-1252 if its curly quotes or dashes are there and it
+    decodes as such, else Latin-1 (which reads any byte)."""
     if any(b in raw for b in (b"\x91", b"\x92", b"\x93", b"\x94", b"\x96", b"\x97")):
         try:
             raw.decode("cp1252")
-            return "CP1252" if short else "Windows-1252 (curly quotes as bytes 0x91-0x94)"
+            return "Windows-1252 (curly quotes as bytes 0x91-0x94)", "CP1252"
         except UnicodeDecodeError:
             pass
-    return "LATIN1" if short else "Latin-1 (ISO-8859-1)"
+    return "Latin-1 (ISO-8859-1)", "LATIN1"
 
 
 def read_text(path: str | os.PathLike) -> str:

@@ -32,19 +32,20 @@ def describe_hardware() -> str:
     return f"CPU {cpu}, {os.cpu_count()} cores (torch {torch.__version__}, {torch.get_num_threads()} threads)"
 
 
-def cpu_model() -> str | None:
-    """The CPU's model name from /proc/cpuinfo (Linux), e.g. 'Intel(R) Xeon(R) Processor'; None elsewhere."""
+def _cpuinfo_field(name: str) -> str | None:
+    """The first `name : value` line's value in /proc/cpuinfo (Linux); None elsewhere."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return None
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(name)), None)
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name, e.g. 'Intel(R) Xeon(R) Processor'; None where /proc/cpuinfo does not exist."""
+    return _cpuinfo_field("model name")
 
 
 def cpu_flags() -> set[str]:
-    """The instruction-set flags in /proc/cpuinfo (Linux); empty elsewhere."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return set()
-    return set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+    """The CPU's instruction-set flags (avx512_bf16, amx_tile, ...); empty where /proc/cpuinfo does not exist."""
+    return set((_cpuinfo_field("flags") or "").split())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -137,6 +138,4 @@ def atomic_directory(path: str | os.PathLike):
 
 def file_sha256(path: str | os.PathLike) -> str:
     """The SHA-256 of a file's bytes: how a run recognises that its inputs changed."""
-    import hashlib
-
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
