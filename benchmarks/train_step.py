@@ -4,13 +4,12 @@
     .venv/bin/python benchmarks/train_step.py --sizes all     # every size (slow on a CPU)
     .venv/bin/python benchmarks/train_step.py --compile       # also torch.compile: compile time and speed-up
 
-The notebook's `train_step` is taken from notebooks/03_train.ipynb itself (the cell that defines
-it) and run with an Accelerator, AdamW and the warm-up/cosine schedule, exactly as the notebook
-builds them, once in fp32 and once in the precision `training.choose_precision()` picks here (bf16
-on a CPU with bf16 instructions, bf16 or fp16 on a GPU). The bare loop is forward, backward, clip,
-AdamW step in fp32, nothing else. All run in this one process, alternating, so that machine noise
-hits them alike; the ratios are the figures that matter. On CUDA it also reports model FLOPs
-utilisation and peak memory.
+The notebook's step is `junglegpt.training.train_step`, which notebook 03 calls; it runs here with an
+Accelerator and AdamW built as the notebook builds them, once in fp32 and once in the precision
+`training.choose_precision()` picks here (bf16 on a CPU with bf16 instructions, bf16 or fp16 on a
+GPU). The bare loop is forward, backward, clip, AdamW step in fp32, nothing else. All run in this
+one process, alternating, so that machine noise hits them alike; the ratios are the figures that
+matter. On CUDA it also reports model FLOPs utilisation and peak memory.
 
 Results are written to benchmarks/results/train_step_<device>.json (and train_step_compile_<device>.json).
 """
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from transformers import GPT2Config, GPT2LMHeadModel, get_cosine_schedule_with_warmup
+from transformers import GPT2Config, GPT2LMHeadModel
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,15 +37,6 @@ from junglegpt.sizes import DEFAULT_VOCAB_SIZE, N_POSITIONS, SIZES, parse_sizes 
 
 # Dense peak throughput in the precision the notebook uses on each GPU (TFLOP/s), for MFU.
 PEAK_TFLOPS = {"T4": 65.0, "A100": 312.0, "H100": 989.0, "H200": 989.0, "L4": 121.0, "A10": 125.0, "V100": 125.0}
-
-
-def notebook_train_step_source() -> str:
-    notebook = json.loads((ROOT / "notebooks" / "03_train.ipynb").read_text())
-    for cell in notebook["cells"]:
-        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        if cell["cell_type"] == "code" and source.startswith("def train_step"):
-            return source
-    raise RuntimeError("no cell defining train_step in notebooks/03_train.ipynb")
 
 
 def build_model(name: str, device) -> GPT2LMHeadModel:
@@ -77,18 +67,15 @@ def time_steps(step, n: int) -> list[float]:
 
 
 def notebook_step(name: str, batch: torch.Tensor, precision: str):
-    """Notebook 03's train_step for a fresh model of this size, built as the notebook builds it."""
+    """Notebook 03's training step (`training.train_step`) for a fresh model of this size, built as the
+    notebook builds it: an Accelerator in `precision`, AdamW with fused kernels on a GPU."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     accelerator = Accelerator(mixed_precision=training.accelerate_mixed_precision(precision))
     model = build_model(name, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=torch.cuda.is_available())
     model, optimizer = accelerator.prepare(model, optimizer)
-    scheduler = accelerator.prepare(get_cosine_schedule_with_warmup(optimizer, 10, 10_000))
-    namespace = {"accelerator": accelerator, "model": model, "optimizer": optimizer, "scheduler": scheduler,
-                 "torch": torch, "cpu_bf16": precision == "bf16" and device.type == "cpu",
-                 "settings": {"batch_size": len(batch), "grad_clip": 1.0}, "batch_for_step": lambda step: batch}
-    exec(notebook_train_step_source(), namespace)
-    return lambda: namespace["train_step"](1, len(batch))
+    cpu_bf16 = precision == "bf16" and device.type == "cpu"
+    return lambda: training.train_step(accelerator, model, optimizer, batch, len(batch), 1e-4, 1.0, cpu_bf16)
 
 
 def bare_fp32_step(name: str, batch: torch.Tensor):
@@ -111,9 +98,12 @@ def bare_fp32_step(name: str, batch: torch.Tensor):
 def bench_size(name: str, batch_size: int, block_size: int, repeats: int) -> dict:
     batch = torch.randint(0, DEFAULT_VOCAB_SIZE, (batch_size, block_size))
     fast = training.choose_precision()
-    steps = {"bare_fp32": bare_fp32_step(name, batch), "notebook_fp32": notebook_step(name, batch, "fp32")}
-    if fast != "fp32":
-        steps[f"notebook_{fast}"] = notebook_step(name, batch, fast)
+    # Accelerate allows one mixed precision per process, so on a GPU the notebook's step runs in its
+    # own precision only, against the bare fp32 loop; on a CPU (Accelerate's "no" either way) both.
+    precisions = [fast] if torch.cuda.is_available() else list(dict.fromkeys(["fp32", fast]))
+    steps = {"bare_fp32": bare_fp32_step(name, batch)}
+    for precision in precisions:
+        steps[f"notebook_{precision}"] = notebook_step(name, batch, precision)
     for step in steps.values():
         time_steps(step, 1)  # warm-up
     if torch.cuda.is_available():

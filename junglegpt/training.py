@@ -5,6 +5,7 @@ The training loop itself is in notebooks/03_train.ipynb, where a learner can rea
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -45,12 +46,30 @@ PROFILE_SETTINGS = {
                  patience=10, warmup_steps=50, train_eval_tokens=None, val_tokens=None, time_budget_s=None),
 }
 
+# How the learning rate moves after its warm-up (see `learning_rate`), weight averaging and decay.
+# "cosine": down to zero at max_steps, for runs whose length is known in advance (smoke, quick).
+# "plateau": constant until validation stalls for `decay_patience` evaluations, then a linear decay
+# to zero over `decay_fraction` of the steps taken so far, and stop: for runs that stop on their own
+# (full), where a cosine over max_steps would never get to decay. `ema_decay`: evaluate and keep an
+# exponential moving average of the weights (0: none).
+# The full profile's recipe was chosen by scripts/ablation.py, one change at a time, on validation
+# bits per byte (results/ablation-gpu/, the README's ablation table): the moving average and a
+# stronger weight decay each helped; the plateau schedule made no difference, and was kept because
+# it does not depend on max_steps.
+RECIPE_SETTINGS = {
+    "smoke": dict(schedule="cosine", decay_patience=None, decay_fraction=None, ema_decay=0.0, weight_decay=0.1),
+    "quick": dict(schedule="cosine", decay_patience=None, decay_fraction=None, ema_decay=0.0, weight_decay=0.1),
+    "full": dict(schedule="plateau", decay_patience=3, decay_fraction=0.3, ema_decay=0.99, weight_decay=0.5),
+}
+SCHEDULES = ("cosine", "plateau")
+
 
 # Fine-tuning a pretrained GPT-2 (notebook 06): a learning rate ten times smaller than from scratch,
 # since large steps would wash out what the weights already know, and GPT-2's own dropout. The quick
 # profile gives it the step budget of our 100M size (GPT-2 has 124M parameters, distilgpt2 82M);
 # the full profile stops sooner, since a pretrained model overfits a small book within a few epochs.
-FINETUNE = {"lr": 1e-4, "dropout": 0.1, "budget_like": "100M", "full_patience": 5}
+FINETUNE = {"lr": 1e-4, "dropout": 0.1, "budget_like": "100M", "full_patience": 5, "ema_decay": 0.0,
+            "weight_decay": 0.1}  # the recipe study trained from scratch: fine-tuning keeps the settings before it
 
 
 def training_settings(model_size: str, profile: str, finetune: bool = False, **overrides) -> dict:
@@ -60,10 +79,10 @@ def training_settings(model_size: str, profile: str, finetune: bool = False, **o
     fine-tuning defaults above are used.
     """
     size = FINETUNE["budget_like"] if finetune else get_size(model_size).name
-    settings = dict(PROFILE_SETTINGS[profile])
-    settings.update(lr=PEAK_LR[size], dropout=DROPOUT[size], weight_decay=0.1, grad_clip=1.0)
+    settings = dict(PROFILE_SETTINGS[profile], **RECIPE_SETTINGS[profile])
+    settings.update(lr=PEAK_LR[size], dropout=DROPOUT[size], grad_clip=1.0)
     if finetune:
-        settings.update(lr=FINETUNE["lr"], dropout=FINETUNE["dropout"])
+        settings.update({k: FINETUNE[k] for k in ("lr", "dropout", "ema_decay", "weight_decay")})
         if profile == "full":
             settings["patience"] = FINETUNE["full_patience"]
     settings["micro_batch_size"] = settings["batch_size"]
@@ -109,8 +128,8 @@ def check_settings(s: dict) -> None:
                         f"{N_POSITIONS} positions")
     if not 0 <= s["dropout"] < 1:
         problems.append(f"dropout={s['dropout']}: must be in [0, 1)")
-    if not 0 <= s["weight_decay"] < 1:
-        problems.append(f"weight_decay={s['weight_decay']}: must be in [0, 1)")
+    if not 0 <= s["weight_decay"] <= 5:
+        problems.append(f"weight_decay={s['weight_decay']}: must be in [0, 5], e.g. 0.1")
     if not (isinstance(s["warmup_steps"], int) and 0 <= s["warmup_steps"] <= s["max_steps"]):
         problems.append(f"warmup_steps={s['warmup_steps']}: must be between 0 and max_steps ({s['max_steps']})")
     micro = s["micro_batch_size"]
@@ -119,10 +138,103 @@ def check_settings(s: dict) -> None:
     for key in ("train_eval_tokens", "val_tokens"):
         if s[key] is not None and not (isinstance(s[key], int) and s[key] >= 1):
             problems.append(f"{key}={s[key]}: must be at least 1, or None (the whole validation text's length)")
+    if s["schedule"] not in SCHEDULES:
+        problems.append(f"schedule={s['schedule']!r}: must be one of {', '.join(SCHEDULES)}")
+    elif s["schedule"] == "plateau":
+        if not (isinstance(s["decay_patience"], int) and s["decay_patience"] >= 1):
+            problems.append(f"decay_patience={s['decay_patience']}: the plateau schedule needs a whole number "
+                            "of evaluations, at least 1")
+        if not (isinstance(s["decay_fraction"], int | float) and 0 < s["decay_fraction"] <= 1):
+            problems.append(f"decay_fraction={s['decay_fraction']}: the plateau schedule needs a fraction in (0, 1]")
+    if not (isinstance(s["ema_decay"], int | float) and 0 <= s["ema_decay"] < 1):
+        problems.append(f"ema_decay={s['ema_decay']}: must be in [0, 1), e.g. 0.99, or 0 for no averaging")
     if s["time_budget_s"] is not None and not s["time_budget_s"] > 0:
         problems.append(f"time_budget_s={s['time_budget_s']}: must be positive, or None for no limit")
     if problems:
         raise ValueError("invalid training settings:\n  " + "\n  ".join(problems))
+
+
+def learning_rate(step: int, settings: dict, decay_start: int | None = None) -> float:
+    """The learning rate for optimizer step `step` (from 1): a linear warm-up, then the schedule.
+
+    With the plateau schedule, `decay_start` is the step at which validation stalled (None while it
+    has not): from there the rate falls linearly to zero over `decay_steps(...)` steps.
+    """
+    peak, warmup = settings["lr"], settings["warmup_steps"]
+    if step <= warmup:
+        return peak * step / warmup
+    if settings["schedule"] == "cosine":
+        progress = (step - warmup) / max(1, settings["max_steps"] - warmup)
+        return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    if decay_start is None:
+        return peak
+    return peak * max(0.0, 1 - (step - decay_start) / decay_steps(settings, decay_start))
+
+
+def decay_steps(settings: dict, decay_start: int) -> int:
+    """How long the plateau schedule's decay lasts: `decay_fraction` of the steps before it."""
+    return max(1, round(settings["decay_fraction"] * decay_start))
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights (`ema_decay`), kept in fp32 beside it.
+
+    After each optimizer step `update(model)` moves the average a little towards the weights; the
+    average smooths out the noise of single steps, which a high learning rate makes large.
+    `swapped_in(model)` puts the average into the model for an evaluation, and back afterwards.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.weights = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for name, value in model.state_dict().items():
+            if value.dtype.is_floating_point:
+                self.weights[name].lerp_(value.float(), 1 - self.decay)
+
+    def state_dict(self) -> dict:
+        return {k: v.to("cpu", copy=True) for k, v in self.weights.items()}
+
+    def load_state_dict(self, weights: dict) -> None:
+        for name, value in weights.items():
+            self.weights[name].copy_(value)
+
+    @contextlib.contextmanager
+    def swapped_in(self, model: torch.nn.Module):
+        live = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.weights)
+        try:
+            yield
+        finally:
+            model.load_state_dict(live)
+
+
+def train_step(accelerator, model, optimizer, batch: torch.Tensor, micro_batch_size: int, lr: float,
+               grad_clip: float, cpu_bf16: bool = False) -> float:
+    """One optimizer step of notebook 03 on `batch`, in micro-batches; returns the mean training loss.
+
+    The same as the bare step in notebook 03 (forward with labels=input_ids, backward, clip, step),
+    with three additions: the batch is split into micro-batches whose gradients add up (each loss
+    divided by their number) before one optimizer step; `accelerator.backward` scales the loss for
+    fp16; and on a CPU with bf16 instructions the forward pass runs under bf16 autocast.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    micro_batches = batch.split(micro_batch_size)
+    total = torch.zeros((), device=accelerator.device)
+    for micro_batch in micro_batches:
+        input_ids = micro_batch.to(accelerator.device)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16):
+            loss = model(input_ids=input_ids, labels=input_ids).loss  # the model shifts the labels itself
+        accelerator.backward(loss / len(micro_batches))
+        total += loss.detach().float()
+    accelerator.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total.item() / len(micro_batches)
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -195,19 +307,21 @@ def flops_per_token(n_params: int, n_layer: int, n_embd: int, context: int) -> f
 KILL_FOR_TEST_ENV = "JUNGLEGPT_TEST_KILL_DURING_CHECKPOINT"
 
 
-def save_checkpoint(accelerator, folder: Path, step: int, trainer_state: dict, best_weights: dict | None = None,
-                    keep: int = 2) -> Path:
+def save_checkpoint(accelerator, folder: Path, step: int, trainer_state: dict,
+                    weights: dict[str, dict | None] | None = None, keep: int = 2) -> Path:
     """Save everything needed to resume at `step`, atomically, then delete all but the `keep` newest.
 
-    The best weights so far are written inside the same temporary folder, so a kill at any moment
-    leaves either a complete checkpoint or none; the one before is kept in case the newest cannot
-    be read back (a disk error, a file damaged later).
+    `weights` holds named sets of weights besides the model's own (the best so far, the running
+    average), each written as `<name>.safetensors` inside the same temporary folder, so a kill at any
+    moment leaves either a complete checkpoint or none; the one before is kept in case the newest
+    cannot be read back (a disk error, a file damaged later).
     """
     path = Path(folder) / f"step_{step:06d}"
     with atomic_directory(path) as tmp:
-        accelerator.save_state(str(tmp))  # model, optimizer, scheduler, loss scaler, RNG states
-        if best_weights is not None:  # none before the first evaluation
-            safetensors.torch.save_file(best_weights, tmp / "best_model.safetensors")
+        accelerator.save_state(str(tmp))  # model, optimizer, loss scaler, RNG states
+        for name, tensors in (weights or {}).items():
+            if tensors is not None:  # no best weights before the first evaluation
+                safetensors.torch.save_file(tensors, tmp / f"{name}.safetensors")
         if os.environ.get(KILL_FOR_TEST_ENV) == str(step):
             os._exit(137)  # the tests' stand-in for a kill -9 in the middle of writing a checkpoint
         atomic_write_json(tmp / "trainer_state.json", trainer_state)
@@ -221,8 +335,8 @@ def completed_checkpoints(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).glob("step_*") if (p / "trainer_state.json").exists())
 
 
-def load_latest_checkpoint(accelerator, folder: Path, on_note=print) -> tuple[Path, dict, dict | None] | None:
-    """Load the newest checkpoint that can be read: (its path, its trainer state, the best weights so far).
+def load_latest_checkpoint(accelerator, folder: Path, on_note=print) -> tuple[Path, dict, dict[str, dict]] | None:
+    """Load the newest checkpoint that can be read: (its path, its trainer state, its named weights).
 
     A checkpoint that fails to load is reported and the one before it is tried. None if there is
     no checkpoint; an error that says what to do if none of them loads.
@@ -231,9 +345,9 @@ def load_latest_checkpoint(accelerator, folder: Path, on_note=print) -> tuple[Pa
     for path in reversed(checkpoints):
         try:
             accelerator.load_state(str(path))
-            best = path / "best_model.safetensors"
-            return path, read_json(path / "trainer_state.json"), (
-                safetensors.torch.load_file(best) if best.exists() else None)
+            weights = {f.stem: safetensors.torch.load_file(f) for f in sorted(path.glob("*.safetensors"))
+                       if f.stem not in ("model", "optimizer")}
+            return path, read_json(path / "trainer_state.json"), weights
         except Exception as err:  # any damage to the files: try the checkpoint before
             on_note(f"could not load the checkpoint {path.name} ({type(err).__name__}: {err}); "
                     "trying the one before it")
