@@ -232,8 +232,10 @@ def _gpu_count() -> int:
         return 0
 
 
-def run_in_order(jobs: list[Job], out: OutputDirs, force: bool, gpus: int, finish, skip, failed: list) -> None:
-    """Run the jobs in series order; the sizes of notebook 03 as one group (in parallel, one per GPU)."""
+def run_in_order(jobs: list[Job], out: OutputDirs, force: bool, gpus: int, finish, skip, failed: list,
+                 parallel: int | None = None) -> None:
+    """Run the jobs in series order; the sizes of notebook 03 as one group, `parallel` at a time
+    (default: one per GPU, or one on a CPU), spread over the GPUs."""
     i = 0
     while i < len(jobs):
         job = jobs[i]
@@ -246,7 +248,7 @@ def run_in_order(jobs: list[Job], out: OutputDirs, force: bool, gpus: int, finis
                     skip(j)
                 else:
                     todo.append(j)
-            workers = max(1, gpus)
+            workers = parallel or max(1, gpus)
             with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                 futures = {}
                 for k, j in enumerate(todo):
@@ -298,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--push", metavar="REPO_ID",
                         help="publish the best size to this Hugging Face repository (e.g. your-name/junglegpt); "
                         "the token comes from HF_TOKEN or your login, never the command line")
+    parser.add_argument("--parallel", type=int, metavar="N",
+                        help="sizes trained at once (default: one per GPU). On one big GPU the small sizes "
+                             "leave it mostly idle, so several at once finish sooner; on a T4 keep the default")
     args = parser.parse_args(argv)
 
     try:
@@ -334,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with exclusive_use(out):
-            run_in_order(jobs, out, args.force, gpus, finish, skip, failed)
+            run_in_order(jobs, out, args.force, gpus, finish, skip, failed, args.parallel)
     except OutInUseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
