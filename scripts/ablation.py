@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -190,8 +189,7 @@ def main() -> None:
                       + ("" if ok else f"\n{tail}"), flush=True)
     rows = collect(out, variants, sizes)
     result = {"profile": args.profile, "sizes": sizes, "seed": args.seed, "base": BASE,
-              "keep_threshold_bpb": KEEP_THRESHOLD, "variants": rows, "decisions": choose(rows), "jobs": args.jobs,
-              "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+              "keep_threshold_bpb": KEEP_THRESHOLD, "variants": rows, "decisions": choose(rows)}
     atomic_write_json(out / "ablation.json", result)
     print(table(rows, sizes))
     for group, decision in result["decisions"].items():
