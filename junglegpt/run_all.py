@@ -313,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     problem = out_dir_problem(args.out)
     if problem:
         parser.error(problem)
+    if args.parallel is not None and args.parallel < 1:
+        parser.error(f"--parallel {args.parallel}: give the number of sizes to train at once, at least 1")
     out = OutputDirs(args.out)
     jobs = plan(out, profile, sizes, force=args.force, push=args.push, extras=args.extras)
     gpus = _gpu_count()

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from junglegpt.baselines import KneserNey, byte_unigram_bpb, compressor_bpb
+from junglegpt.baselines import PPMD_ORDERS, KneserNey, byte_unigram_bpb, compressor_bpb, ppmd_bpb, ppmd_order_study
 
 
 def test_byte_unigram_on_four_equally_common_letters_is_two_bits():
@@ -52,3 +52,29 @@ def test_kneser_ney_learns_a_periodic_sequence():
     tokens = [1, 2, 3, 4] * 500
     model = KneserNey(tokens, order=3, vocab_size=10)
     assert model.total_nats([1, 2, 3, 4] * 10) / 40 < 0.05
+
+
+def _words(seed: int, n: int) -> bytes:
+    rng = random.Random(seed)
+    vocabulary = "the wolf cub and bagheera said to mowgli in jungle law of baloo kaa hunting night".split()
+    return " ".join(rng.choice(vocabulary) for _ in range(n)).encode()
+
+
+def test_ppmd_spends_little_on_a_pattern_it_has_read_and_eight_bits_on_noise():
+    train = b"Now this is the Law of the Jungle. " * 1_000
+    rng = random.Random(1)
+    noise = bytes(rng.randrange(256) for _ in range(5_000))
+    assert ppmd_bpb(train, train[:5_000], order=6) < 0.05
+    assert ppmd_bpb(train, noise, order=6) > 7.5
+
+
+def test_ppmd_order_is_chosen_on_the_training_text_never_on_validation():
+    train = _words(0, 20_000)
+    order, rows = ppmd_order_study(train, _words(2, 2_000))
+    assert order == min(rows, key=lambda row: row["held_back_bpb"])["order"]
+    assert [row["order"] for row in rows] == list(PPMD_ORDERS)
+    # Another validation text changes every val_bpb, and not the choice.
+    rng = random.Random(3)
+    other_order, other_rows = ppmd_order_study(train, bytes(rng.randrange(256) for _ in range(2_000)))
+    assert other_order == order
+    assert [r["val_bpb"] for r in other_rows] != [r["val_bpb"] for r in rows]

@@ -245,3 +245,29 @@ def test_a_default_run_changes_no_tracked_file(smoke_run):
     out, _ = smoke_run
     assert (out.figures / "04_bpb_vs_size.png").exists() and (out.model("1M") / "metrics.json").exists()
     assert git_status(out.root) == ""
+
+
+@pytest.mark.parametrize("parallel, expected", [(None, 1), ("3", 3)])
+def test_parallel_trains_that_many_sizes_at_once(tmp_path, monkeypatch, parallel, expected):
+    import threading
+    import time
+
+    from junglegpt import run_all
+
+    running, most = set(), [0]
+    lock = threading.Lock()
+
+    def fake_run_job(job):
+        with lock:
+            running.add(job.label)
+            most[0] = max(most[0], len(running))
+        time.sleep(0.2 if job.notebook == "03_train" else 0)
+        with lock:
+            running.discard(job.label)
+        return True, 0.1, ""
+
+    monkeypatch.setattr(run_all, "run_job", fake_run_job)
+    monkeypatch.setattr(run_all, "_gpu_count", lambda: 0)
+    args = ["--profile", "smoke", "--sizes", "1M,3M,7M", "--out", str(tmp_path)]
+    assert run_all.main(args + (["--parallel", parallel] if parallel else [])) == 0
+    assert most[0] == expected

@@ -78,8 +78,17 @@ def test_the_model_learns_the_next_token_not_the_one_after(tmp_path):
     assert following == "bcdefghijk", following  # each position predicts the letter right after it
 
 
-def test_killed_run_resumes_to_the_same_result(smoke_run, tmp_path):
-    settings = dict(model_size="1M", max_steps=8, eval_interval=2, checkpoint_interval=2, patience=100)
+# The plateau schedule and the moving average add state a resumed run must get back: the step its
+# decay started (here at step 4, once validation got worse at a high learning rate), and the average.
+RECIPES = {"cosine": {},
+           "plateau and average": dict(schedule="plateau", decay_patience=1, decay_fraction=1.0, ema_decay=0.5,
+                                       lr=0.05)}
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_killed_run_resumes_to_the_same_result(smoke_run, tmp_path, recipe):
+    settings = dict(model_size="1M", max_steps=8, eval_interval=2, checkpoint_interval=2, patience=100,
+                    **RECIPES[recipe])
     runs = {}
     for name in ("straight", "killed"):
         root = tmp_path / name
@@ -104,6 +113,9 @@ def test_killed_run_resumes_to_the_same_result(smoke_run, tmp_path):
     assert resumed["history"] == straight["history"]
     assert resumed["best_val_loss"] == straight["best_val_loss"]
     assert not state_dir.exists()
+    if recipe != "cosine":  # the decay began before the checkpoint the run resumed from
+        assert straight["stopped_because"] == "learning rate decayed to zero (decay from step 4)"
+        assert [h["lr"] for h in straight["history"]] == [0.05, 0.05, 0.025, 0.0]
 
 
 @pytest.mark.parametrize("force", [False, True])

@@ -171,3 +171,86 @@ def test_a_damaged_json_file_is_named_with_what_to_do(tmp_path):
     path.write_text('{"best_val_bpb": 1.93', encoding="utf-8")  # cut short
     with pytest.raises(ValueError, match=r"metrics.json is damaged: it is not valid JSON .* Delete it and run again"):
         training.read_json(path)
+
+
+def _full(**overrides) -> dict:
+    return training.training_settings("1M", "full", **overrides)
+
+
+def test_learning_rate_warms_up_then_follows_the_cosine_to_zero():
+    s = _full(schedule="cosine", warmup_steps=10, max_steps=110, lr=1e-3)
+    assert training.learning_rate(5, s) == pytest.approx(5e-4)  # half-way through the warm-up
+    assert training.learning_rate(10, s) == pytest.approx(1e-3)
+    assert training.learning_rate(60, s) == pytest.approx(5e-4)  # half-way through the cosine
+    assert training.learning_rate(110, s) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_plateau_schedule_holds_the_peak_then_decays_linearly_from_where_validation_stalled():
+    s = _full(schedule="plateau", warmup_steps=10, lr=1e-3, decay_fraction=0.5)
+    assert training.learning_rate(500, s) == pytest.approx(1e-3)  # no stall yet: the peak, however long
+    assert training.decay_steps(s, decay_start=200) == 100
+    assert training.learning_rate(250, s, decay_start=200) == pytest.approx(5e-4)
+    assert training.learning_rate(300, s, decay_start=200) == 0.0
+    assert training.learning_rate(350, s, decay_start=200) == 0.0
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"schedule": "linear"}, "schedule='linear'"),
+    ({"schedule": "plateau", "decay_fraction": 1.5}, "decay_fraction"),
+    ({"schedule": "plateau", "decay_patience": 0}, "decay_patience"),
+    ({"ema_decay": 1.0}, "ema_decay"),
+    ({"weight_decay": -0.1}, "weight_decay"),
+])
+def test_bad_recipe_settings_are_refused_with_a_reason(override, message):
+    with pytest.raises(ValueError, match=message):
+        _full(**override)
+
+
+def test_the_full_profile_recipe_is_the_one_the_study_chose():
+    """results/ablation-gpu/README.md documents these values: change both together."""
+    s = _full()
+    assert (s["schedule"], s["ema_decay"], s["weight_decay"]) == ("plateau", 0.99, 0.5)
+    finetune = training.training_settings("1M", "full", finetune=True)
+    assert (finetune["ema_decay"], finetune["weight_decay"]) == (0.0, 0.1)  # the study trained from scratch
+
+
+def test_weight_average_moves_towards_the_weights_and_swaps_in_and_back():
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    average = training.WeightAverage(model, decay=0.75)
+    with torch.no_grad():
+        model.weight.fill_(5.0)
+    average.update(model)  # 0.75 * 1 + 0.25 * 5
+    assert torch.allclose(average.weights["weight"], torch.full((1, 2), 2.0))
+    with average.swapped_in(model):
+        assert torch.allclose(model.weight, torch.full((1, 2), 2.0))
+    assert torch.allclose(model.weight, torch.full((1, 2), 5.0))  # the live weights are back
+    restored = training.WeightAverage(model, decay=0.75)
+    restored.load_state_dict(average.state_dict())
+    assert torch.equal(restored.weights["weight"], average.weights["weight"])
+
+
+def test_a_step_in_micro_batches_updates_the_weights_like_one_whole_batch():
+    """Gradient accumulation by hand: each micro-batch's loss divided by their number."""
+    from accelerate import Accelerator
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=2, resid_pdrop=0.0,
+                        embd_pdrop=0.0, attn_pdrop=0.0)
+    batch = torch.randint(0, 64, (8, 16), generator=torch.Generator().manual_seed(0))
+    weights = []
+    for micro_batch_size in (8, 2):
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(config)
+        initial = model.transformer.wte.weight.detach().clone()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        accelerator = Accelerator(cpu=True)
+        model, optimizer = accelerator.prepare(model, optimizer)
+        loss = training.train_step(accelerator, model, optimizer, batch, micro_batch_size, lr=0.1, grad_clip=1e9)
+        weights.append((loss, [p.detach().clone() for p in model.parameters()]))
+    (whole_loss, whole), (micro_loss, micro) = weights
+    assert micro_loss == pytest.approx(whole_loss, rel=1e-5)
+    for a, b in zip(whole, micro, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(whole[0], initial)  # it did take a step
