@@ -45,3 +45,13 @@ def ngram_overlap(text: str, source_ngrams: set[tuple[str, ...]], n: int = 8) ->
     """The share of the text's word n-grams that also occur in the source (1.0: a patchwork of quotes)."""
     grams = ngrams(words(text), n)
     return sum(g in source_ngrams for g in grams) / len(grams) if grams else 0.0
+
+
+def chance_copy_chars(reference: str, source: str, length: int, passages: int = 24) -> float:
+    """The mean longest span that `passages` evenly spaced passages of `reference`, each `length`
+    characters long, share verbatim with `source`: how much any new text of that kind "copies" by
+    chance. With the held-out book as `reference`, the yardstick for generated samples."""
+    step = max(1, (len(reference) - length) // passages)
+    starts = range(0, max(1, len(reference) - length), step)[:passages]
+    spans = [len(longest_copied_span(reference[s : s + length], source)) for s in starts]
+    return sum(spans) / len(spans)
