@@ -36,10 +36,6 @@ class OutputDirs:
         return self.data / "val.txt"
 
     @property
-    def heldout_txt(self) -> Path:
-        return self.data / "heldout.txt"
-
-    @property
     def dataset(self) -> Path:
         return self.data / "jungle_book_split"
 

@@ -21,16 +21,37 @@ class ModelSize:
     n_head: int
     target_params: float  # the count the original project gave this name
 
-    def n_params(self, vocab_size: int = DEFAULT_VOCAB_SIZE, n_positions: int = N_POSITIONS) -> int:
-        """GPT-2's parameter count, worked out by hand (a test checks it against the real model).
+    def parameters_by_part(self, vocab_size: int = DEFAULT_VOCAB_SIZE, n_positions: int = N_POSITIONS) -> dict:
+        """GPT-2's parameters, part by part, worked out by hand (notebook 03 and a test check it
+        against the real model). d is the width, L the number of layers.
 
-        Token and position embeddings, then per layer: two LayerNorms (2 x 2d), attention
-        (d x 3d + 3d, then d x d + d) and the MLP (d x 4d + 4d, then 4d x d + d); a final LayerNorm.
-        The output head shares the token embedding's weights, so it adds nothing.
+        Each layer has attention (d x 3d + 3d for queries, keys and values; d x d + d to project
+        back), an MLP (d x 4d + 4d, then 4d x d + d) and two LayerNorms (a gain and a bias each);
+        a final LayerNorm closes the stack. The output head shares the token embedding's weights,
+        so it adds nothing.
         """
-        d = self.n_embd
-        per_layer = 12 * d * d + 13 * d
-        return vocab_size * d + n_positions * d + self.n_layer * per_layer + 2 * d
+        d, n_layer = self.n_embd, self.n_layer
+        return {
+            "token embedding (shared with the output layer)": vocab_size * d,
+            "position embedding": n_positions * d,
+            "attention": n_layer * (4 * d * d + 4 * d),
+            "MLP": n_layer * (8 * d * d + 5 * d),
+            "LayerNorms": n_layer * 4 * d + 2 * d,
+        }
+
+    def n_params(self, vocab_size: int = DEFAULT_VOCAB_SIZE, n_positions: int = N_POSITIONS) -> int:
+        """The total of `parameters_by_part`."""
+        return sum(self.parameters_by_part(vocab_size, n_positions).values())
+
+
+def count_parameters_by_part(model) -> dict:
+    """A GPT2LMHeadModel's parameters counted from its tensors, grouped like `parameters_by_part`."""
+    parts = {"wte": "token embedding (shared with the output layer)", "wpe": "position embedding",
+             ".attn.": "attention", ".mlp.": "MLP", "ln_": "LayerNorms"}
+    counts = dict.fromkeys(parts.values(), 0)
+    for name, tensor in model.named_parameters():  # a tied tensor is listed once
+        counts[next(part for key, part in parts.items() if key in name)] += tensor.numel()
+    return counts
 
 
 SIZES: dict[str, ModelSize] = {

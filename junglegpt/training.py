@@ -97,6 +97,25 @@ def training_settings(model_size: str, profile: str, finetune: bool = False, **o
     return settings
 
 
+def settings_sources(model_size: str, profile: str, finetune: bool = False, **overrides) -> dict[str, str]:
+    """Where each of `training_settings(...)`'s values comes from, in words: the profile, its recipe,
+    the size's row of PEAK_LR and DROPOUT, fine-tuning, an override, or derived from another setting."""
+    size = FINETUNE["budget_like"] if finetune else get_size(model_size).name
+    sources = {key: f"profile {profile}" for key in PROFILE_SETTINGS[profile]}
+    sources.update({key: f"profile {profile}: recipe" for key in RECIPE_SETTINGS[profile]})
+    sources.update(lr=f"size {size} (PEAK_LR)", dropout=f"size {size} (DROPOUT)", grad_clip="fixed",
+                   micro_batch_size="= batch_size")
+    if finetune:
+        sources.update({key: "fine-tuning (FINETUNE)" for key in ("lr", "dropout", "ema_decay", "weight_decay")})
+    if PROFILE_SETTINGS[profile]["max_steps"] is None and overrides.get("max_steps") is None:
+        sources["max_steps"] = f"measured: as many steps as fit in time_budget_s ({profile})"
+        for key in ("eval_interval", "checkpoint_interval", "warmup_steps"):
+            if PROFILE_SETTINGS[profile][key] is None:
+                sources[key] = "derived from max_steps"
+    sources.update({key: "override" for key, value in overrides.items() if value is not None})
+    return sources
+
+
 def with_step_count(settings: dict, max_steps: int) -> dict:
     """`settings` with `max_steps` set, and what depends on it (quick profile: two evaluations, a
     checkpoint mid-way, 10% warm-up) filled in where the profile left it open (None)."""

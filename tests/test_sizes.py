@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from junglegpt.sizes import DEFAULT_VOCAB_SIZE, N_POSITIONS, SIZES, UnknownSizeError, get_size, parse_sizes
+from junglegpt.sizes import (
+    DEFAULT_VOCAB_SIZE,
+    N_POSITIONS,
+    SIZES,
+    UnknownSizeError,
+    count_parameters_by_part,
+    get_size,
+    parse_sizes,
+    size_table_markdown,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("name", list(SIZES))
@@ -17,6 +30,7 @@ def test_parameter_count_is_real_and_within_ten_percent_of_the_name(name):
         model = GPT2LMHeadModel(config)
     real = sum(p.numel() for p in model.parameters())
     assert real == size.n_params()
+    assert count_parameters_by_part(model) == size.parameters_by_part()  # part by part, too
     assert abs(real / size.target_params - 1) < 0.10, f"{name}: {real:,} vs {size.target_params:,.0f}"
     assert size.n_embd % size.n_head == 0
 
@@ -34,3 +48,7 @@ def test_unknown_size_lists_the_valid_ones():
     assert parse_sizes("100M,1M") == ["1M", "100M"]
     with pytest.raises(UnknownSizeError):
         parse_sizes("1M,huge")
+
+
+def test_the_readme_size_table_is_the_one_sizes_py_makes():
+    assert size_table_markdown() in (ROOT / "README.md").read_text(encoding="utf-8")
