@@ -465,3 +465,15 @@ def join_parts(parts: list[dict]) -> str:
     Titles are left out: the same fourteen titles would otherwise stand in train and validation.
     """
     return "\n\n".join(p["text"] for p in parts if p["text"]) + "\n"
+
+
+# The cast of The Jungle Book, as notebooks 01 (who is mentioned) and 02 (which names a tokenizer splits) use it.
+CAST = ("Mowgli", "Bagheera", "Baloo", "Shere Khan", "Kaa", "Akela", "Tabaqui", "Bandar-log", "Rikki-tikki",
+        "Nagaina", "Nag", "Kotick", "Toomai", "Kala Nag", "Darzee", "Hathi")
+
+
+def load_heldout(raw_dir: Path | None = None, max_chars: int | None = None) -> str:
+    """The held-out Second Jungle Book, cleaned like the training text (its first `max_chars`
+    characters if given: the smoke and quick profiles score a prefix). Never for training."""
+    text = clean_text(read_text(find_text(SECOND_JUNGLE_BOOK, raw_dir=raw_dir)))
+    return text[:max_chars] if max_chars else text

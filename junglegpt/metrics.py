@@ -75,3 +75,15 @@ def text_loss(model, ids: torch.Tensor, n_bytes: int, block_size: int, start_id:
         total += nll.item()
     model.train(was_training)
     return TextLoss(nats=total, tokens=len(ids), bytes=n_bytes)
+
+
+def score_text(model, tokenizer, text: str, block_size: int, max_tokens: int | None = None, batch_size: int = 16,
+               device: torch.device | str | None = None) -> TextLoss:
+    """Every token of `text` scored by `model`: the one bits-per-byte scorer of the series (notebooks
+    04, 06, 07). With `max_tokens`, only the text's first tokens, and the bytes they decode to."""
+    ids = torch.tensor(tokenizer.encode(text, verbose=False))
+    if max_tokens:  # the smoke profile scores a prefix, as notebook 03 does
+        ids = ids[:max_tokens]
+    n_bytes = len(tokenizer.decode(ids).encode("utf-8"))
+    return text_loss(model, ids, n_bytes, block_size=block_size, start_id=tokenizer.eos_token_id,
+                     batch_size=batch_size, device=device)

@@ -6,7 +6,9 @@ import re
 
 
 def words(text: str) -> list[str]:
-    return re.findall(r"[\w']+|[^\w\s]", text.lower())
+    """The series' one definition of a word: a run of letters, with inner apostrophes (don't, Mowgli's),
+    lower-cased. Punctuation and numbers are not words."""
+    return re.findall(r"[a-z]+(?:['’][a-z]+)*", text.lower())
 
 
 def ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:

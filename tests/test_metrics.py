@@ -76,3 +76,18 @@ def test_a_uniform_model_scores_log_vocab_per_token():
 
 def test_bits_per_byte_formula():
     assert bits_per_byte(math.log(2) * 800, 100) == pytest.approx(8.0)
+
+
+def test_score_text_scores_the_text_or_its_first_tokens_and_counts_their_bytes(smoke_run):
+    from transformers import AutoTokenizer
+
+    from junglegpt.metrics import score_text
+
+    tokenizer = AutoTokenizer.from_pretrained(smoke_run[0].tokenizer)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=32, n_embd=16, n_layer=1, n_head=2))
+    text = "Now this is the Law of the Jungle, as old and as true as the sky."
+    ids = torch.tensor(tokenizer.encode(text))
+    whole = score_text(model, tokenizer, text, block_size=8)
+    assert whole == text_loss(model, ids, len(text.encode()), block_size=8, start_id=tokenizer.eos_token_id)
+    prefix = score_text(model, tokenizer, text, block_size=8, max_tokens=5)
+    assert prefix.tokens == 5 and prefix.bytes == len(tokenizer.decode(ids[:5]).encode())
