@@ -52,8 +52,9 @@ def test_notebook_shape(path):
     assert nb.cells[0].cell_type == "markdown"
     for phrase in ("What this notebook teaches", "What it needs", "How long it takes", "T4", "CPU"):
         assert phrase in intro, f"{path.name}: the opening cell should say '{phrase}'"
-    ending = "\n".join(c.source for c in nb.cells[-3:] if c.cell_type == "markdown")
-    assert "## Summary" in ending and "## Exercises" in ending
+    ending = "\n".join(c.source for c in nb.cells[-5:] if c.cell_type == "markdown")
+    assert "## Summary" in ending and "## Exercises" in ending and "## Questions" in ending
+    assert "<summary>Answers" in ending, f"{path.name}: the questions' answers, folded, at the end"
 
 
 def test_smoke_run_writes_the_data_and_figures(smoke_run):
