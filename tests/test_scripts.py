@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,26 @@ def test_every_variant_states_the_whole_recipe_so_new_defaults_cannot_change_it(
     params = ablation.VARIANTS[name][1]
     assert {"schedule", "ema_decay", "weight_decay"} <= set(params)
     training.training_settings("1M", "full", **params)  # and it is a valid run
+
+
+tidy_notebooks = _load("tidy_notebooks")
+
+
+def test_the_committed_notebooks_are_tidy():
+    untidy = [p.name for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
+              if tidy_notebooks.formatted(tidy_notebooks.tidy(json.loads(p.read_text()), p.stem[:2])) != p.read_text()]
+    assert not untidy, f"run scripts/tidy_notebooks.py: {untidy}"
+
+
+def test_tidying_clears_outputs_and_gives_new_cells_unique_ids():
+    notebook = {"cells": [
+        {"cell_type": "code", "id": "01-00", "metadata": {"execution": {"t": 1}}, "source": ["x = 1"],
+         "outputs": [{"output_type": "stream", "name": "stdout", "text": ["1"]}], "execution_count": 3},
+        {"cell_type": "markdown", "metadata": {}, "source": ["new"]},
+        {"cell_type": "markdown", "metadata": {}, "source": ["newer"]},
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    tidied = tidy_notebooks.tidy(notebook, "01")
+    code = tidied["cells"][0]
+    assert code["outputs"] == [] and code["execution_count"] is None and code["metadata"] == {}
+    ids = [cell["id"] for cell in tidied["cells"]]
+    assert ids[0] == "01-00" and len(set(ids)) == 3
