@@ -195,6 +195,30 @@ def decay_steps(settings: dict, decay_start: int) -> int:
     return max(1, round(settings["decay_fraction"] * decay_start))
 
 
+def decay_finished(step: int, settings: dict, decay_start: int | None) -> bool:
+    """Whether the plateau schedule's decay, begun at `decay_start`, has reached zero by `step`."""
+    return decay_start is not None and step >= decay_start + decay_steps(settings, decay_start)
+
+
+def evaluation_due(step: int, settings: dict, decay_start: int | None = None) -> bool:
+    """Every `eval_interval` steps, at the last step, and when the decay ends (the run stops there)."""
+    return (step % settings["eval_interval"] == 0 or step == settings["max_steps"]
+            or decay_finished(step, settings, decay_start))
+
+
+def stop_reason(step: int, settings: dict, state: dict) -> str | None:
+    """Why training stops after this evaluation, in words, or None to go on."""
+    if state["evals_without_improvement"] >= settings["patience"]:
+        return f"early stopping (no improvement in {settings['patience']} evaluations)"
+    if decay_finished(step, settings, state["decay_start"]):
+        return f"learning rate decayed to zero (decay from step {state['decay_start']})"
+    return None
+
+
+def out_of_time(settings: dict, elapsed_s: float) -> bool:
+    return settings["time_budget_s"] is not None and elapsed_s > settings["time_budget_s"]
+
+
 class WeightAverage:
     """An exponential moving average of a model's weights (`ema_decay`), kept in fp32 beside it.
 

@@ -254,3 +254,17 @@ def test_a_step_in_micro_batches_updates_the_weights_like_one_whole_batch():
     for a, b in zip(whole, micro, strict=True):
         assert torch.allclose(a, b, atol=1e-6)
     assert not torch.allclose(whole[0], initial)  # it did take a step
+
+
+def test_evaluations_and_stops_come_when_they_should():
+    s = _full(schedule="plateau", eval_interval=10, max_steps=3000, patience=10, decay_fraction=0.3)
+    assert [step for step in range(1, 31) if training.evaluation_due(step, s)] == [10, 20, 30]
+    assert training.evaluation_due(3000, dict(s, eval_interval=7))  # the last step is always scored
+    # A decay begun at step 200 lasts 60 steps: the run is scored and stops at 260, between evaluations.
+    assert training.evaluation_due(260, dict(s, eval_interval=7), decay_start=200)
+    state = {"evals_without_improvement": 3, "decay_start": 200}
+    assert training.stop_reason(250, s, state) is None
+    assert training.stop_reason(260, s, state) == "learning rate decayed to zero (decay from step 200)"
+    assert training.stop_reason(250, s, dict(state, evals_without_improvement=10)).startswith("early stopping")
+    assert not training.out_of_time(dict(s, time_budget_s=None), 1e9)
+    assert training.out_of_time(dict(s, time_budget_s=60), 60.5)
