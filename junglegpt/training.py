@@ -195,6 +195,22 @@ def decay_steps(settings: dict, decay_start: int) -> int:
     return max(1, round(settings["decay_fraction"] * decay_start))
 
 
+def spread_sample(ids: torch.Tensor, n_tokens: int, block_size: int, pieces: int = 8) -> torch.Tensor:
+    """About `n_tokens` of `ids` in `pieces` evenly spaced pieces, for scoring the training text.
+
+    Spread over the whole text, so that the training score is not one story's difficulty; each
+    piece is a whole number of scoring windows (`block_size - 1` tokens, see metrics.py), so that
+    no window spans two distant parts of the book.
+    """
+    if len(ids) <= n_tokens:
+        return ids
+    window = block_size - 1
+    piece = window * max(1, round(n_tokens / pieces / window))
+    count = max(1, min(pieces, round(n_tokens / piece), len(ids) // piece))
+    starts = torch.linspace(0, len(ids) - piece, count).long().tolist()
+    return torch.cat([ids[start : start + piece] for start in starts])
+
+
 def decay_finished(step: int, settings: dict, decay_start: int | None) -> bool:
     """Whether the plateau schedule's decay, begun at `decay_start`, has reached zero by `step`."""
     return decay_start is not None and step >= decay_start + decay_steps(settings, decay_start)

@@ -268,3 +268,13 @@ def test_evaluations_and_stops_come_when_they_should():
     assert training.stop_reason(250, s, dict(state, evals_without_improvement=10)).startswith("early stopping")
     assert not training.out_of_time(dict(s, time_budget_s=None), 1e9)
     assert training.out_of_time(dict(s, time_budget_s=60), 60.5)
+
+
+def test_the_training_score_samples_the_whole_text_in_whole_windows():
+    ids = torch.arange(70_000)
+    sample = training.spread_sample(ids, 6_000, block_size=256)
+    assert abs(len(sample) - 6_000) <= 255 and len(set(sample.tolist())) == len(sample)  # no token twice
+    assert sample[0] == 0 and sample[-1] == 69_999  # from the first story to the last
+    pieces = sample.split(len(sample) // 8)
+    assert len(pieces) == 8 and all(len(p) % 255 == 0 for p in pieces)  # whole scoring windows
+    assert torch.equal(training.spread_sample(ids[:100], 6_000, 256), ids[:100])  # a short text: all of it
