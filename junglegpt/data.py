@@ -139,6 +139,32 @@ def local_candidates(known: KnownText, raw_dir: Path | None) -> list[Path]:
     return list(dict.fromkeys(candidates))
 
 
+# Kaggle mounts attached datasets (and earlier notebooks' outputs) read-only under /kaggle/input;
+# tests move that folder with this environment variable.
+KAGGLE_INPUT_ENV = "JUNGLEGPT_KAGGLE_INPUT"
+KAGGLE_INPUT = "/kaggle/input"
+
+
+def kaggle_input_root() -> Path:
+    return Path(os.environ.get(KAGGLE_INPUT_ENV, KAGGLE_INPUT))
+
+
+def find_in_kaggle_input(known: KnownText, max_bytes: int = 20_000_000) -> Path | None:
+    """A complete copy of `known` anywhere under Kaggle's input folder, recognised by its content
+    (the checks of `check_text`), whatever its file and folder are called; None if there is none."""
+    root = kaggle_input_root()
+    if not root.is_dir():
+        return None
+    for path in sorted(root.rglob("*.txt")):
+        try:
+            if path.stat().st_size <= max_bytes:
+                check_text(read_text(path), known, str(path))
+                return path
+        except (BookTextError, OSError):
+            continue  # another text, or one we cannot read: keep looking
+    return None
+
+
 def found_title(text: str) -> str:
     """What a text calls itself: its Gutenberg title, else its first lines."""
     head = text[:5000]
@@ -235,6 +261,9 @@ def find_text(known: KnownText, raw_dir: Path | None = None, urls: tuple[str, ..
         if path.is_file():
             check_text(read_text(path), known, str(path))
             return path
+    attached = find_in_kaggle_input(known)
+    if attached is not None:
+        return attached
     if raw_dir is None:
         raise FileNotFoundError(f"no local copy of {known.title} and nowhere to download it to.")
     errors = []
@@ -248,7 +277,8 @@ def find_text(known: KnownText, raw_dir: Path | None = None, urls: tuple[str, ..
                             deadline=deadline)
         except ConnectionError as err:
             errors.append(str(err))
-    looked = "\n  ".join(str(p) for p in local_candidates(known, raw_dir))
+    looked = "\n  ".join([str(p) for p in local_candidates(known, raw_dir)]
+                          + [f"any .txt file under {kaggle_input_root()} (Kaggle's attached datasets)"])
     raise FileNotFoundError(
         f"{known.title} (Project Gutenberg #{known.gutenberg_id}) is not on this machine and could "
         f"not be downloaded:\n  " + "\n  ".join(errors) + f"\nLooked for a local copy in:\n  {looked}\n"

@@ -157,3 +157,21 @@ def test_a_missing_held_out_book_stops_notebook_01_before_any_split(tmp_path, sh
     assert not ok
     assert "The Second Jungle Book (Project Gutenberg #37364) is not on this machine" in tail
     assert not (out / "data" / "train.txt").exists()
+
+
+def test_books_attached_on_kaggle_are_found_by_content_whatever_their_names(tmp_path, shared_data, monkeypatch):
+    monkeypatch.delenv(jb.DATA_DIR_ENV)
+    attached = tmp_path / "kaggle-input"
+    (attached / "kipling-texts" / "books").mkdir(parents=True)
+    book = attached / "kipling-texts" / "books" / "The Jungle Book.txt"
+    second = attached / "kipling-texts" / "book-2.txt"
+    shutil.copy(shared_data / "jungle_book" / "pg236.txt", book)
+    shutil.copy(shared_data / "heldout" / "pg37364.txt", second)
+    (attached / "a-note.txt").write_text("Mowgli, Bagheera and Baloo: not a book.", encoding="utf-8")
+    monkeypatch.setenv(jb.KAGGLE_INPUT_ENV, str(attached))
+    offline = ("http://127.0.0.1:9/pg.txt",)  # nothing is downloaded: both are found first
+    assert jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=offline, retries=1) == book
+    assert jb.find_text(jb.SECOND_JUNGLE_BOOK, tmp_path / "raw", urls=offline, retries=1) == second
+    monkeypatch.setenv(jb.KAGGLE_INPUT_ENV, str(tmp_path / "nothing-attached"))
+    with pytest.raises(FileNotFoundError, match="any .txt file under .*nothing-attached"):
+        jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=offline, timeout=2, retries=1)
