@@ -1,25 +1,44 @@
 """The first code cell of every notebook, kept here so that one test can check they all agree.
 
 It has to work before `junglegpt` can be imported, so it is plain Python with no imports of ours.
-In a clone, ./run_all.sh has installed the package already. Opened alone on Kaggle or Colab, the
-cell installs the repository from GitHub with pip, pinning torch to the version already there so
-that the preinstalled (CUDA) torch is never replaced.
+In a clone, ./run_all.sh has installed the package already (or the cell puts the clone on the
+path). Opened alone on Kaggle or Colab, the cell installs the package with pip from the first of:
+the JUNGLEGPT_PIP_SPEC environment variable (any pip requirement: a git URL, a folder, a wheel); a
+copy attached under Kaggle's input folder (a wheel named junglegpt-*.whl, or a source tree); the
+repository's address (`junglegpt.REPO_URL`). Every library already installed keeps its version
+(a pip constraint for each), so the platform's torch, transformers and the rest are never
+replaced, and no restart is needed; pip only adds what is missing.
 """
 
 from . import REPO_URL
 
 SETUP_CELL = f'''# Setup: make the helper package `junglegpt` importable.
+import glob
+import importlib.metadata
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 if importlib.util.find_spec("junglegpt") is None:
     if os.path.exists("../junglegpt/__init__.py"):  # a clone of the repository
         sys.path.insert(0, os.path.abspath(".."))
-    else:  # Kaggle, Colab: install from GitHub, keeping the preinstalled torch
-        import torch
-        with open("torch-constraint.txt", "w") as f:
-            f.write(f"torch=={{torch.__version__}}\\n")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "torch-constraint.txt",
-                        "git+{REPO_URL}"], check=True)'''
+    else:  # Kaggle, Colab: install it from JUNGLEGPT_PIP_SPEC, a copy attached on Kaggle, or GitHub
+        attached = os.environ.get("JUNGLEGPT_KAGGLE_INPUT", "/kaggle/input")
+        wheels = sorted(glob.glob(f"{{attached}}/**/junglegpt-*.whl", recursive=True))
+        trees = [os.path.dirname(p) for p in sorted(glob.glob(f"{{attached}}/**/pyproject.toml", recursive=True))
+                 if os.path.exists(os.path.join(os.path.dirname(p), "junglegpt", "__init__.py"))]
+        repository = "git+{REPO_URL}"  # junglegpt.REPO_URL
+        source = os.environ.get("JUNGLEGPT_PIP_SPEC") or (wheels + trees + [repository])[0]
+        if source in trees:  # Kaggle's input is read-only, and pip builds inside a source tree
+            source = shutil.copytree(source, os.path.join(tempfile.mkdtemp(), "junglegpt"))
+        installed = {{}}  # every library already here keeps its version (torch first of all)
+        for dist in importlib.metadata.distributions():
+            if dist.metadata["Name"]:
+                installed.setdefault(dist.metadata["Name"].lower(), dist.version)
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
+            keep.writelines(f"{{name}}=={{version}}\\n" for name, version in installed.items())
+        print(f"Installing junglegpt from {{source}}; every installed library keeps its version")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name, source], check=True)'''

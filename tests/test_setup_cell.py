@@ -1,0 +1,76 @@
+"""The notebooks' first cell, as it runs on Kaggle or Colab: where it installs the package from, and
+that every library already installed keeps its version. pip itself is replaced by a recorder."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from junglegpt import REPO_URL
+from junglegpt.notebook_setup import SETUP_CELL
+
+
+def run_setup_cell(tmp_path, monkeypatch, kaggle_input: Path, pip_spec: str | None = None) -> dict:
+    """Run the cell where `junglegpt` is not importable and no clone is around; return what pip was asked."""
+    work = tmp_path / "kaggle-working"  # no ../junglegpt beside it: not a clone
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("JUNGLEGPT_KAGGLE_INPUT", str(kaggle_input))
+    if pip_spec:
+        monkeypatch.setenv("JUNGLEGPT_PIP_SPEC", pip_spec)
+    else:
+        monkeypatch.delenv("JUNGLEGPT_PIP_SPEC", raising=False)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "junglegpt"
+                        else real_find_spec(name, *a))
+    asked = {}
+
+    def pip(args, check):
+        constraints = Path(args[args.index("-c") + 1]).read_text().splitlines()
+        asked.update(args=args, source=args[-1], constraints=constraints,
+                     source_files=sorted(p.name for p in Path(args[-1]).iterdir()) if Path(args[-1]).is_dir() else None)
+        return subprocess.CompletedProcess(args, 0)
+
+    monkeypatch.setattr(subprocess, "run", pip)
+    exec(SETUP_CELL, {"__name__": "__main__"})
+    return asked
+
+
+def test_nothing_attached_installs_from_the_repository_keeping_every_installed_library(tmp_path, monkeypatch):
+    asked = run_setup_cell(tmp_path, monkeypatch, tmp_path / "no-input")
+    assert asked["source"] == f"git+{REPO_URL}"
+    assert f"torch=={torch.__version__}" in asked["constraints"]
+    names = [line.split("==")[0] for line in asked["constraints"]]
+    assert len(names) == len(set(names))  # one version per library, or pip refuses the file
+    installed = {d.metadata["Name"].lower() for d in importlib.metadata.distributions() if d.metadata["Name"]}
+    assert installed == set(names)
+
+
+@pytest.mark.parametrize("kind", ["wheel", "source tree"])
+def test_a_copy_attached_on_kaggle_is_found_by_name(tmp_path, monkeypatch, kind):
+    attached = tmp_path / "kaggle-input" / "my-junglegpt-dataset" / "files"
+    attached.mkdir(parents=True)
+    if kind == "wheel":
+        (attached / "junglegpt-0.1.0-py3-none-any.whl").write_bytes(b"PK")
+        assert run_setup_cell(tmp_path, monkeypatch, tmp_path / "kaggle-input")["source"] == str(
+            attached / "junglegpt-0.1.0-py3-none-any.whl")
+    else:
+        (attached / "junglegpt").mkdir()
+        (attached / "junglegpt" / "__init__.py").write_text("")
+        (attached / "pyproject.toml").write_text("[project]\nname = 'junglegpt'\n")
+        asked = run_setup_cell(tmp_path, monkeypatch, tmp_path / "kaggle-input")
+        assert Path(asked["source"]) != attached  # a copy: Kaggle's input is read-only
+        assert asked["source_files"] == ["junglegpt", "pyproject.toml"]
+
+
+def test_junglegpt_pip_spec_comes_first(tmp_path, monkeypatch):
+    attached = tmp_path / "kaggle-input"
+    attached.mkdir()
+    (attached / "junglegpt-0.1.0-py3-none-any.whl").write_bytes(b"PK")
+    asked = run_setup_cell(tmp_path, monkeypatch, attached, pip_spec="git+https://example.org/fork/junglegpt@v2")
+    assert asked["source"] == "git+https://example.org/fork/junglegpt@v2"
