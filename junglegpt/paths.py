@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,14 +78,34 @@ class OutputDirs:
         return path
 
 
+# out_dir="drive" on Colab: everything goes to Google Drive, so it outlives the session and the
+# next notebook, opened in a new session, finds it. Tests move the mount point with the variable.
+DRIVE_MOUNT_ENV = "JUNGLEGPT_DRIVE_MOUNT"
+DRIVE_MOUNT = "/content/drive"
+
+
+def google_drive_out_dir() -> Path:
+    """Mount Google Drive (Colab asks for permission the first time) and return MyDrive/junglegpt."""
+    mount = os.environ.get(DRIVE_MOUNT_ENV, DRIVE_MOUNT)
+    try:
+        from google.colab import drive
+    except ImportError:
+        raise ValueError('out_dir="drive" works on Google Colab only: elsewhere, give a folder') from None
+    drive.mount(mount)
+    return Path(mount) / "MyDrive" / "junglegpt"
+
+
 def resolve_out_dir(out_dir: str | Path | None = None) -> OutputDirs:
     """The output folder a notebook writes to.
 
-    An explicit `out_dir` wins. Otherwise ("" or "auto"): the repository root when running from a
-    clone, /kaggle/working/junglegpt on Kaggle, /content/junglegpt on Colab, else ./junglegpt-out.
+    An explicit `out_dir` wins; "drive" (on Colab) is a folder on your Google Drive. Otherwise (""
+    or "auto"): the repository root when running from a clone, /kaggle/working/junglegpt on Kaggle,
+    /content/junglegpt on Colab, else ./junglegpt-out.
     """
     from .environment import on_colab, on_kaggle
 
+    if str(out_dir) == "drive":
+        return OutputDirs(google_drive_out_dir()).make()
     if out_dir and str(out_dir) != "auto":
         return OutputDirs(out_dir).make()
     if (REPO_ROOT / "pyproject.toml").exists() and NOTEBOOKS_DIR.is_dir():

@@ -293,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                         "default: full where a CUDA GPU is found, else quick")
     parser.add_argument("--sizes", default="all", help="model sizes to train: 'all' or a list such as 1M,3M,7M")
     parser.add_argument("--out", default=str(OutputDirs(NOTEBOOKS_DIR.parent).root),
-                        help="output folder (default: the repository root, so data/ and figures/ fill in place)")
+                        help="output folder (default: the repository root, so data/ and figures/ fill in place); "
+                             "on Colab, 'drive' is a folder on your Google Drive")
     parser.add_argument("--force", action="store_true", help="rerun notebooks that finished before")
     parser.add_argument("--extras", action="store_true",
                         help="also run 06 (fine-tune pretrained GPT-2) and 07 (train on 23 more Kipling books)")
@@ -310,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         sizes = parse_sizes(args.sizes)
     except (ValueError, UnknownSizeError) as err:
         parser.error(str(err))
+    if args.out == "drive":  # Colab: a folder on Google Drive, mounted here once for every notebook
+        from .paths import google_drive_out_dir
+
+        args.out = str(google_drive_out_dir())
     problem = out_dir_problem(args.out)
     if problem:
         parser.error(problem)

@@ -45,3 +45,22 @@ def test_written_files_and_folders_get_the_usual_permissions(tmp_path):
         os.umask(old)
     assert file.stat().st_mode & 0o777 == 0o644  # not 0600: results are meant to be shared
     assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755  # not 0700
+
+
+def test_out_dir_drive_mounts_google_drive_on_colab_and_refuses_elsewhere(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from junglegpt import paths
+
+    monkeypatch.setenv(paths.DRIVE_MOUNT_ENV, str(tmp_path / "drive"))
+    with pytest.raises(ValueError, match="Colab only"):
+        paths.resolve_out_dir("drive")
+    mounted = []
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    out = paths.resolve_out_dir("drive")
+    assert mounted == [str(tmp_path / "drive")]
+    assert out.root == tmp_path / "drive" / "MyDrive" / "junglegpt" and out.data.is_dir()
