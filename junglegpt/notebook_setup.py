@@ -42,3 +42,12 @@ if importlib.util.find_spec("junglegpt") is None:
             keep.writelines(f"{{name}}=={{version}}\\n" for name, version in installed.items())
         print(f"Installing junglegpt from {{source}}; every installed library keeps its version")
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name, source], check=True)'''
+
+
+def open_in_links(notebook: str, branch: str = "main") -> dict[str, str]:
+    """Links that open notebooks/<notebook>.ipynb of REPO_URL on Colab and on Kaggle (the README's badges)."""
+    path = REPO_URL.removeprefix("https://github.com/")
+    return {
+        "Colab": f"https://colab.research.google.com/github/{path}/blob/{branch}/notebooks/{notebook}.ipynb",
+        "Kaggle": f"https://kaggle.com/kernels/welcome?src={REPO_URL}/blob/{branch}/notebooks/{notebook}.ipynb",
+    }

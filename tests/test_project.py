@@ -43,3 +43,12 @@ def test_readme_gives_the_two_commands_that_ci_runs():
 def test_book_texts_are_not_committed():
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.split()
     assert not [f for f in tracked if f.startswith("data/") and f != "data/README.md"]
+
+
+def test_the_readme_opens_every_notebook_on_colab_and_kaggle_from_repo_url():
+    from junglegpt.notebook_setup import open_in_links
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        for platform, link in open_in_links(path.stem).items():
+            assert f"[{platform}]({link})" in readme, f"README: no {platform} link for {path.name}"
