@@ -35,27 +35,48 @@ def notebook_file(name: str, out: OutputDirs) -> Path:
     return copy
 
 
+def execute(out: OutputDirs, name: str, label: str, parameters: dict) -> Path:
+    """Run notebook `name` with papermill and `parameters` (out_dir added); its executed copy is
+    OUT/executed/<label>.ipynb. A failure says which cell to look at."""
+    import papermill
+
+    source = notebook_file(name, out)
+    executed = out.executed / f"{label}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(str(source), str(executed), parameters={"out_dir": str(out.root), **parameters},
+                                   cwd=str(source.parent), kernel_name="python3", progress_bar=False)
+    except papermill.PapermillExecutionError as err:
+        raise RuntimeError(
+            f"{name} failed ({err.ename}: {err.evalue}). Open {executed} to see the cell that failed; "
+            "rerunning picks up what finished."
+        ) from None
+    return executed
+
+
 def run_training(out: OutputDirs, run_name: str, **parameters) -> dict:
     """Execute notebook 03 with `parameters`, saving to OUT/models/<run_name>; return its metrics.json.
 
     The executed notebook is OUT/executed/03_train_<run_name with "/" as "_">.ipynb. Notebook 03
     skips a run that finished before with the same settings, and resumes one that was interrupted.
     """
-    import papermill
-
-    source = notebook_file("03_train", out)
-    label = run_name.replace("/", "_")
-    executed = out.executed / f"03_train_{label}.ipynb"
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    print(f"training {run_name}: notebook 03 with {parameters}; its executed copy: {executed}")
-    try:
-        papermill.execute_notebook(
-            str(source), str(executed), parameters={"out_dir": str(out.root), "run_name": run_name, **parameters},
-            cwd=str(source.parent), kernel_name="python3", progress_bar=False,
-        )
-    except papermill.PapermillExecutionError as err:
-        raise RuntimeError(
-            f"training {run_name} failed in notebook 03 ({err.ename}: {err.evalue}). Open {executed} to see "
-            "the cell that failed; rerunning resumes from the last checkpoint."
-        ) from None
+    label = f"03_train_{run_name.replace('/', '_')}"
+    print(f"training {run_name}: notebook 03 with {parameters}; its executed copy: {out.executed / label}.ipynb")
+    execute(out, "03_train", label, {"run_name": run_name, **parameters})
     return read_json(out.model(run_name) / "metrics.json")
+
+
+def ensure_split_and_tokenizer(out: OutputDirs, profile: str, tokenizer: bool = True) -> None:
+    """What notebook 03 needs from 01 (the split) and 02 (the tokenizer), made if it is missing.
+
+    Opened alone in a fresh Kaggle or Colab session, 03 finds neither: then it runs notebooks 01
+    and 02 headlessly, as run_all.sh would (their executed copies go to OUT/executed/). Nothing
+    happens where they are there already.
+    """
+    needed = [("01_data_exploration", out.train_txt.exists() and out.val_txt.exists())]
+    if tokenizer:
+        needed.append(("02_tokenizer", (out.tokenizer / "tokenizer.json").exists()))
+    for name, present in needed:
+        if not present:
+            print(f"{name} has not run in {out.root}: running it now (under a minute), as run_all.sh would")
+            execute(out, name, name, {"profile": profile})
