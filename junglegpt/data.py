@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .io import atomic_write_bytes
+from .paths import kaggle_input_root
 
 DATA_DIR_ENV = "JUNGLE_DATA_DIR"
 
@@ -137,16 +138,6 @@ def local_candidates(known: KnownText, raw_dir: Path | None) -> list[Path]:
     if raw_dir is not None:
         candidates.append(Path(raw_dir) / known.filename)
     return list(dict.fromkeys(candidates))
-
-
-# Kaggle mounts attached datasets (and earlier notebooks' outputs) read-only under /kaggle/input;
-# tests move that folder with this environment variable.
-KAGGLE_INPUT_ENV = "JUNGLEGPT_KAGGLE_INPUT"
-KAGGLE_INPUT = "/kaggle/input"
-
-
-def kaggle_input_root() -> Path:
-    return Path(os.environ.get(KAGGLE_INPUT_ENV, KAGGLE_INPUT))
 
 
 def find_in_kaggle_input(known: KnownText, max_bytes: int = 20_000_000) -> Path | None:

@@ -95,23 +95,62 @@ def google_drive_out_dir() -> Path:
     return Path(mount) / "MyDrive" / "junglegpt"
 
 
+# Kaggle mounts attached datasets, and the outputs of earlier notebooks attached as data, read-only
+# under /kaggle/input; tests move that folder with this environment variable.
+KAGGLE_INPUT_ENV = "JUNGLEGPT_KAGGLE_INPUT"
+KAGGLE_INPUT = "/kaggle/input"
+
+
+def kaggle_input_root() -> Path:
+    return Path(os.environ.get(KAGGLE_INPUT_ENV, KAGGLE_INPUT))
+
+
+def link_attached_outputs(out: OutputDirs) -> list[str]:
+    """Link what earlier runs left under Kaggle's input folder into `out`, where `out` lacks it.
+
+    On Kaggle each notebook runs in its own session; attach an earlier notebook's output as data,
+    and its split (data/train.txt, val.txt), tokenizer/ and models/<size>/ are found here as if
+    that notebook had run in this session. Returns what was linked (nothing elsewhere).
+    """
+    root, linked = kaggle_input_root(), []
+    if not root.is_dir():
+        return linked
+    for train in sorted(root.rglob("data/train.txt")):  # each an earlier run's output folder
+        earlier = OutputDirs(train.parent.parent)
+        wanted = [(earlier.train_txt, out.train_txt), (earlier.val_txt, out.val_txt),
+                  (earlier.tokenizer, out.tokenizer)]
+        wanted += [(m.parent, out.model(m.parent.name)) for m in sorted(earlier.models.glob("*/metrics.json"))]
+        for source, dest in wanted:
+            if source.exists() and not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.symlink_to(source, target_is_directory=source.is_dir())
+                linked.append(str(dest.relative_to(out.root)))
+    if linked:
+        print(f"found under {root} and linked into {out.root}: {', '.join(linked)}")
+    return linked
+
+
 def resolve_out_dir(out_dir: str | Path | None = None) -> OutputDirs:
     """The output folder a notebook writes to.
 
     An explicit `out_dir` wins; "drive" (on Colab) is a folder on your Google Drive. Otherwise (""
     or "auto"): the repository root when running from a clone, /kaggle/working/junglegpt on Kaggle,
-    /content/junglegpt on Colab, else ./junglegpt-out.
+    /content/junglegpt on Colab, else ./junglegpt-out. On Kaggle, what earlier notebooks left in
+    attached data is linked in (`link_attached_outputs`).
     """
     from .environment import on_colab, on_kaggle
 
     if str(out_dir) == "drive":
-        return OutputDirs(google_drive_out_dir()).make()
-    if out_dir and str(out_dir) != "auto":
-        return OutputDirs(out_dir).make()
-    if (REPO_ROOT / "pyproject.toml").exists() and NOTEBOOKS_DIR.is_dir():
-        return OutputDirs(REPO_ROOT).make()
-    if on_kaggle():
-        return OutputDirs("/kaggle/working/junglegpt").make()
-    if on_colab():
-        return OutputDirs("/content/junglegpt").make()
-    return OutputDirs(Path.cwd() / "junglegpt-out").make()
+        out = OutputDirs(google_drive_out_dir())
+    elif out_dir and str(out_dir) != "auto":
+        out = OutputDirs(out_dir)
+    elif (REPO_ROOT / "pyproject.toml").exists() and NOTEBOOKS_DIR.is_dir():
+        out = OutputDirs(REPO_ROOT)
+    elif on_kaggle():
+        out = OutputDirs("/kaggle/working/junglegpt")
+    elif on_colab():
+        out = OutputDirs("/content/junglegpt")
+    else:
+        out = OutputDirs(Path.cwd() / "junglegpt-out")
+    link_attached_outputs(out.make())  # Kaggle: earlier notebooks' outputs, attached as data
+    return out

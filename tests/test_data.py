@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from junglegpt import data as jb
+from junglegpt.paths import KAGGLE_INPUT_ENV
 
 STORIES = [t for t, kind in jb.JUNGLE_BOOK_PARTS if kind == "story"]
 
@@ -168,10 +169,10 @@ def test_books_attached_on_kaggle_are_found_by_content_whatever_their_names(tmp_
     shutil.copy(shared_data / "jungle_book" / "pg236.txt", book)
     shutil.copy(shared_data / "heldout" / "pg37364.txt", second)
     (attached / "a-note.txt").write_text("Mowgli, Bagheera and Baloo: not a book.", encoding="utf-8")
-    monkeypatch.setenv(jb.KAGGLE_INPUT_ENV, str(attached))
+    monkeypatch.setenv(KAGGLE_INPUT_ENV, str(attached))
     offline = ("http://127.0.0.1:9/pg.txt",)  # nothing is downloaded: both are found first
     assert jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=offline, retries=1) == book
     assert jb.find_text(jb.SECOND_JUNGLE_BOOK, tmp_path / "raw", urls=offline, retries=1) == second
-    monkeypatch.setenv(jb.KAGGLE_INPUT_ENV, str(tmp_path / "nothing-attached"))
+    monkeypatch.setenv(KAGGLE_INPUT_ENV, str(tmp_path / "nothing-attached"))
     with pytest.raises(FileNotFoundError, match="any .txt file under .*nothing-attached"):
         jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=offline, timeout=2, retries=1)

@@ -64,3 +64,21 @@ def test_out_dir_drive_mounts_google_drive_on_colab_and_refuses_elsewhere(tmp_pa
     out = paths.resolve_out_dir("drive")
     assert mounted == [str(tmp_path / "drive")]
     assert out.root == tmp_path / "drive" / "MyDrive" / "junglegpt" and out.data.is_dir()
+
+
+def test_an_earlier_notebooks_output_attached_on_kaggle_is_linked_in(tmp_path, monkeypatch):
+    """Kaggle: 03 ran in another session, and its output folder is attached as data to this one."""
+    from junglegpt import paths
+
+    earlier = paths.OutputDirs(tmp_path / "input" / "junglegpt-train-1m" / "junglegpt")
+    for path in (earlier.train_txt, earlier.val_txt, earlier.tokenizer / "tokenizer.json",
+                 earlier.model("1M") / "metrics.json", earlier.model("3M") / "config.json"):  # 3M unfinished
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    monkeypatch.setenv(paths.KAGGLE_INPUT_ENV, str(tmp_path / "input"))
+    here = tmp_path / "working"
+    (here / "models" / "7M").mkdir(parents=True)  # trained here already: kept
+    out = paths.resolve_out_dir(here)
+    assert (out.model("1M") / "metrics.json").exists() and out.train_txt.exists() and out.tokenizer.is_dir()
+    assert not out.model("3M").exists() and not (out.model("7M")).is_symlink()
+    assert paths.link_attached_outputs(out) == []  # a second time: nothing more to link
