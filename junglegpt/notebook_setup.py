@@ -4,10 +4,11 @@ It has to work before `junglegpt` can be imported, so it is plain Python with no
 In a clone, ./run_all.sh has installed the package already (or the cell puts the clone on the
 path). Opened alone on Kaggle or Colab, the cell installs the package with pip from the first of:
 the JUNGLEGPT_PIP_SPEC environment variable (any pip requirement: a git URL, a folder, a wheel); a
-copy attached under Kaggle's input folder (a wheel named junglegpt-*.whl, or a source tree); the
-repository's address (`junglegpt.REPO_URL`). Every library already installed keeps its version
-(a pip constraint for each), so the platform's torch, transformers and the rest are never
-replaced, and no restart is needed; pip only adds what is missing.
+copy attached under Kaggle's input folder (a wheel named junglegpt-*.whl, with any wheels beside it
+offered to pip as well, or a source tree); the repository's address (`junglegpt.REPO_URL`). Every
+library already installed keeps its version (a pip constraint for each), so the platform's torch,
+transformers and the rest are never replaced, and no restart is needed; pip only adds what is
+missing.
 """
 
 from . import REPO_URL
@@ -41,7 +42,9 @@ if importlib.util.find_spec("junglegpt") is None:
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
             keep.writelines(f"{{name}}=={{version}}\\n" for name, version in installed.items())
         print(f"Installing junglegpt from {{source}}; every installed library keeps its version")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep.name, source], check=True)'''
+        # Wheels attached beside ours (its dependencies, for Kaggle with the internet off) are used too.
+        links = ["--find-links", os.path.dirname(source)] if source in wheels else []
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *links, "-c", keep.name, source], check=True)'''
 
 
 def open_in_links(notebook: str, branch: str = "main") -> dict[str, str]:

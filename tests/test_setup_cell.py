@@ -57,8 +57,9 @@ def test_a_copy_attached_on_kaggle_is_found_by_name(tmp_path, monkeypatch, kind)
     attached.mkdir(parents=True)
     if kind == "wheel":
         (attached / "junglegpt-0.1.0-py3-none-any.whl").write_bytes(b"PK")
-        assert run_setup_cell(tmp_path, monkeypatch, tmp_path / "kaggle-input")["source"] == str(
-            attached / "junglegpt-0.1.0-py3-none-any.whl")
+        asked = run_setup_cell(tmp_path, monkeypatch, tmp_path / "kaggle-input")
+        assert asked["source"] == str(attached / "junglegpt-0.1.0-py3-none-any.whl")
+        assert asked["args"][asked["args"].index("--find-links") + 1] == str(attached)  # its dependencies' wheels
     else:
         (attached / "junglegpt").mkdir()
         (attached / "junglegpt" / "__init__.py").write_text("")
