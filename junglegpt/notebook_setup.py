@@ -4,8 +4,9 @@ It has to work before `junglegpt` can be imported, so it is plain Python with no
 In a clone, ./run_all.sh has installed the package already (or the cell puts the clone on the
 path). Opened alone on Kaggle or Colab, the cell installs the package with pip from the first of:
 the JUNGLEGPT_PIP_SPEC environment variable (any pip requirement: a git URL, a folder, a wheel); a
-copy attached under Kaggle's input folder (a wheel named junglegpt-*.whl, with any wheels beside it
-offered to pip as well, or a source tree); the repository's address (`junglegpt.REPO_URL`). Every
+copy attached under Kaggle's input folder (a wheel named junglegpt-*.whl, or a source tree); the
+repository's address (`junglegpt.REPO_URL`). Wheels attached anywhere under Kaggle's input are
+offered to pip, which tries them alone first (Kaggle with the internet off). Every
 library already installed keeps its version (a pip constraint for each), so the platform's torch,
 transformers and the rest are never replaced, and no restart is needed; pip only adds what is
 missing.
@@ -33,6 +34,9 @@ if importlib.util.find_spec("junglegpt") is None:
                  if os.path.exists(os.path.join(os.path.dirname(p), "junglegpt", "__init__.py"))]
         repository = "git+{REPO_URL}"  # junglegpt.REPO_URL
         source = os.environ.get("JUNGLEGPT_PIP_SPEC") or (wheels + trees + [repository])[0]
+        if "://" not in source and (os.sep in source or source.endswith(".whl")) and not os.path.exists(source):
+            raise FileNotFoundError(f"JUNGLEGPT_PIP_SPEC is {{source!r}}, which does not exist: give a folder "
+                                    "holding junglegpt's pyproject.toml, a junglegpt-*.whl, or a git+https:// URL")
         if source in trees:  # Kaggle's input is read-only, and pip builds inside a source tree
             source = shutil.copytree(source, os.path.join(tempfile.mkdtemp(), "junglegpt"))
         installed = {{}}  # every library already here keeps its version (torch first of all)
@@ -41,10 +45,19 @@ if importlib.util.find_spec("junglegpt") is None:
                 installed.setdefault(dist.metadata["Name"].lower(), dist.version)
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
             keep.writelines(f"{{name}}=={{version}}\\n" for name, version in installed.items())
+        pip = [sys.executable, "-m", "pip", "install", "-q", "-c", keep.name]
+        if importlib.util.find_spec("setuptools"):  # build a source tree with it, with no download
+            pip.append("--no-build-isolation")
+        # Wheels attached on Kaggle (the dataset ./run_all.sh --kaggle makes holds our dependencies'):
+        # offered to pip, and tried alone first, for Kaggle with the internet off.
+        links = sorted({{os.path.dirname(p) for p in glob.glob(f"{{attached}}/**/*.whl", recursive=True)}})
+        links = [arg for folder in links for arg in ("--find-links", folder)]
         print(f"Installing junglegpt from {{source}}; every installed library keeps its version")
-        # Wheels attached beside ours (its dependencies, for Kaggle with the internet off) are used too.
-        links = ["--find-links", os.path.dirname(source)] if source in wheels else []
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *links, "-c", keep.name, source], check=True)'''
+        offline = bool(links) and subprocess.run([*pip, "--no-index", *links, source]).returncode == 0
+        if not offline and subprocess.run([*pip, *links, source]).returncode != 0:
+            raise RuntimeError("pip could not install junglegpt (see above). With the internet off on Kaggle, "
+                               "attach the dataset that ./run_all.sh --kaggle writes; otherwise turn the internet "
+                               "on (Kaggle: Settings > Internet), or set JUNGLEGPT_PIP_SPEC to a wheel or a clone.")'''
 
 
 def open_in_links(notebook: str, branch: str = "main") -> dict[str, str]:

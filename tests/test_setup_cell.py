@@ -15,8 +15,10 @@ from junglegpt import REPO_URL
 from junglegpt.notebook_setup import SETUP_CELL
 
 
-def run_setup_cell(tmp_path, monkeypatch, kaggle_input: Path, pip_spec: str | None = None) -> dict:
-    """Run the cell where `junglegpt` is not importable and no clone is around; return what pip was asked."""
+def run_setup_cell(tmp_path, monkeypatch, kaggle_input: Path, pip_spec: str | None = None,
+                   offline_fails: bool = False) -> dict:
+    """Run the cell where `junglegpt` is not importable and no clone is around; return what pip was
+    asked last, with every call in "calls". `offline_fails`: pip fails when given --no-index."""
     work = tmp_path / "kaggle-working"  # no ../junglegpt beside it: not a clone
     work.mkdir()
     monkeypatch.chdir(work)
@@ -28,13 +30,14 @@ def run_setup_cell(tmp_path, monkeypatch, kaggle_input: Path, pip_spec: str | No
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "junglegpt"
                         else real_find_spec(name, *a))
-    asked = {}
+    asked = {"calls": []}
 
-    def pip(args, check):
+    def pip(args):
         constraints = Path(args[args.index("-c") + 1]).read_text().splitlines()
+        asked["calls"].append(args)
         asked.update(args=args, source=args[-1], constraints=constraints,
                      source_files=sorted(p.name for p in Path(args[-1]).iterdir()) if Path(args[-1]).is_dir() else None)
-        return subprocess.CompletedProcess(args, 0)
+        return subprocess.CompletedProcess(args, 1 if offline_fails and "--no-index" in args else 0)
 
     monkeypatch.setattr(subprocess, "run", pip)
     exec(SETUP_CELL, {"__name__": "__main__"})
@@ -60,6 +63,7 @@ def test_a_copy_attached_on_kaggle_is_found_by_name(tmp_path, monkeypatch, kind)
         asked = run_setup_cell(tmp_path, monkeypatch, tmp_path / "kaggle-input")
         assert asked["source"] == str(attached / "junglegpt-0.1.0-py3-none-any.whl")
         assert asked["args"][asked["args"].index("--find-links") + 1] == str(attached)  # its dependencies' wheels
+        assert asked["calls"] == [asked["args"]] and "--no-index" in asked["args"]  # offline: tried alone, enough
     else:
         (attached / "junglegpt").mkdir()
         (attached / "junglegpt" / "__init__.py").write_text("")
@@ -75,3 +79,32 @@ def test_junglegpt_pip_spec_comes_first(tmp_path, monkeypatch):
     (attached / "junglegpt-0.1.0-py3-none-any.whl").write_bytes(b"PK")
     asked = run_setup_cell(tmp_path, monkeypatch, attached, pip_spec="git+https://example.org/fork/junglegpt@v2")
     assert asked["source"] == "git+https://example.org/fork/junglegpt@v2"
+
+
+def test_attached_wheels_are_tried_alone_first_then_with_the_index(tmp_path, monkeypatch):
+    """Internet off: the attached wheels must do (--no-index). On: what they lack comes from the index."""
+    wheels = tmp_path / "kaggle-input" / "bundle" / "wheels"
+    wheels.mkdir(parents=True)
+    (wheels / "pyppmd-1.3.1-cp311-cp311-manylinux_2_17_x86_64.whl").write_bytes(b"PK")
+    asked = run_setup_cell(tmp_path, monkeypatch, tmp_path / "kaggle-input", pip_spec=str(tmp_path),
+                           offline_fails=True)
+    first, second = asked["calls"]
+    assert "--no-index" in first and "--no-index" not in second
+    assert second[second.index("--find-links") + 1] == str(wheels)
+
+
+def test_a_pip_spec_that_points_at_nothing_is_a_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="JUNGLEGPT_PIP_SPEC is .*does not exist"):
+        run_setup_cell(tmp_path, monkeypatch, tmp_path / "no-input", pip_spec=str(tmp_path / "no-such-clone"))
+
+
+def test_a_failed_install_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("JUNGLEGPT_KAGGLE_INPUT", str(tmp_path / "no-input"))
+    monkeypatch.delenv("JUNGLEGPT_PIP_SPEC", raising=False)
+    monkeypatch.setattr(subprocess, "run", lambda args: subprocess.CompletedProcess(args, 1))
+    with pytest.raises(RuntimeError, match="attach the dataset that ./run_all.sh --kaggle writes"):
+        exec(SETUP_CELL, {"__name__": "__main__"})
