@@ -140,19 +140,27 @@ def local_candidates(known: KnownText, raw_dir: Path | None) -> list[Path]:
     return list(dict.fromkeys(candidates))
 
 
-def find_in_kaggle_input(known: KnownText, max_bytes: int = 20_000_000) -> Path | None:
+def find_in_kaggle_input(known: KnownText, max_bytes: int = 20_000_000,
+                         refused: list[str] | None = None) -> Path | None:
     """A complete copy of `known` anywhere under Kaggle's input folder, recognised by its content
-    (the checks of `check_text`), whatever its file and folder are called; None if there is none."""
+    (the checks of `check_text`), whatever its file and folder are called; None if there is none.
+
+    Each text that was looked at and is not a complete copy (another book, a truncated or HTML copy)
+    is added to `refused` with the reason, so that a failure can name it.
+    """
     root = kaggle_input_root()
     if not root.is_dir():
         return None
+    refused = [] if refused is None else refused
+    for path in sorted(root.rglob("*.htm*")):
+        refused.append(f"{path}: a web page, not the plain text (download the 'Plain Text UTF-8' file)")
     for path in sorted(root.rglob("*.txt")):
         try:
             if path.stat().st_size <= max_bytes:
                 check_text(read_text(path), known, str(path))
                 return path
-        except (BookTextError, OSError):
-            continue  # another text, or one we cannot read: keep looking
+        except (BookTextError, OSError) as err:  # another text, or one we cannot read: keep looking
+            refused.append(f"{path}: {str(err).splitlines()[0][:200]}")
     return None
 
 
@@ -252,7 +260,8 @@ def find_text(known: KnownText, raw_dir: Path | None = None, urls: tuple[str, ..
         if path.is_file():
             check_text(read_text(path), known, str(path))
             return path
-    attached = find_in_kaggle_input(known)
+    refused: list[str] = []
+    attached = find_in_kaggle_input(known, refused=refused)
     if attached is not None:
         return attached
     if raw_dir is None:
@@ -270,12 +279,22 @@ def find_text(known: KnownText, raw_dir: Path | None = None, urls: tuple[str, ..
             errors.append(str(err))
     looked = "\n  ".join([str(p) for p in local_candidates(known, raw_dir)]
                           + [f"any .txt file under {kaggle_input_root()} (Kaggle's attached datasets)"])
+    not_it = "".join(f"\n  refused {reason}" for reason in refused)
+    from .environment import on_kaggle
+
+    if on_kaggle():
+        how = (f"On Kaggle with the internet off, attach the book: Add Input > Datasets, and pick the dataset that "
+               f"./run_all.sh --kaggle made (it holds every book); or download {known.urls[0]} elsewhere, and "
+               f"upload it with Add Input > Upload > New Dataset (any file name will do). Or turn the internet "
+               f"on (Settings > Internet).")
+    else:
+        how = (f"Without internet, download {known.urls[0]} elsewhere and copy it to "
+               f"{Path(raw_dir) / known.filename}, or set {DATA_DIR_ENV} to a folder laid out like "
+               f"shared/data (it looks for {known.folder}/{known.filename} there).")
     raise FileNotFoundError(
         f"{known.title} (Project Gutenberg #{known.gutenberg_id}) is not on this machine and could "
-        f"not be downloaded:\n  " + "\n  ".join(errors) + f"\nLooked for a local copy in:\n  {looked}\n"
-        f"Without internet, download {known.urls[0]} elsewhere and copy it to "
-        f"{Path(raw_dir) / known.filename}, or set {DATA_DIR_ENV} to a folder laid out like "
-        f"shared/data (it looks for {known.folder}/{known.filename} there)."
+        f"not be downloaded:\n  " + "\n  ".join(errors) + f"\nLooked for a local copy in:\n  {looked}{not_it}\n"
+        + how
     )
 
 

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+# A clone's notebooks/; in an installed copy (a wheel, on Kaggle or Colab), the copy inside the package.
+NOTEBOOKS_DIR = next((d for d in (REPO_ROOT / "notebooks", Path(__file__).resolve().parent / "notebooks")
+                      if (d / "03_train.ipynb").exists()), REPO_ROOT / "notebooks")
 
 
 @dataclass(frozen=True)
@@ -85,20 +87,37 @@ DRIVE_MOUNT = "/content/drive"
 
 
 def google_drive_out_dir() -> Path:
-    """Mount Google Drive (Colab asks for permission the first time) and return MyDrive/junglegpt."""
+    """Mount Google Drive (Colab asks for permission the first time) and return MyDrive/junglegpt.
+
+    If Drive cannot be mounted (permission refused, a run with nobody to ask), say so and use
+    /content/junglegpt, which lasts as long as the session.
+    """
     mount = os.environ.get(DRIVE_MOUNT_ENV, DRIVE_MOUNT)
     try:
         from google.colab import drive
     except ImportError:
         raise ValueError('out_dir="drive" works on Google Colab only: elsewhere, give a folder') from None
-    drive.mount(mount)
+    try:
+        drive.mount(mount)
+    except Exception as err:  # Colab raises plain exceptions here (e.g. "mount failed")
+        fallback = Path(os.environ.get(COLAB_CONTENT_ENV, COLAB_CONTENT)) / "junglegpt"
+        print(f"Google Drive could not be mounted ({type(err).__name__}: {str(err)[:120]}). Writing to {fallback} "
+              "instead: it is lost when the session ends, so download what you want to keep, or run this cell "
+              "again and allow access to Drive.")
+        return fallback
     return Path(mount) / "MyDrive" / "junglegpt"
 
 
 # Kaggle mounts attached datasets, and the outputs of earlier notebooks attached as data, read-only
-# under /kaggle/input; tests move that folder with this environment variable.
+# under /kaggle/input, and keeps what a notebook writes under /kaggle/working; Colab's writable
+# folder is /content. These are the defaults; tests (which simulate the platforms) move them with
+# the environment variables.
 KAGGLE_INPUT_ENV = "JUNGLEGPT_KAGGLE_INPUT"
 KAGGLE_INPUT = "/kaggle/input"
+KAGGLE_WORKING_ENV = "JUNGLEGPT_KAGGLE_WORKING"
+KAGGLE_WORKING = "/kaggle/working"
+COLAB_CONTENT_ENV = "JUNGLEGPT_COLAB_CONTENT"
+COLAB_CONTENT = "/content"
 
 
 def kaggle_input_root() -> Path:
@@ -147,9 +166,9 @@ def resolve_out_dir(out_dir: str | Path | None = None) -> OutputDirs:
     elif (REPO_ROOT / "pyproject.toml").exists() and NOTEBOOKS_DIR.is_dir():
         out = OutputDirs(REPO_ROOT)
     elif on_kaggle():
-        out = OutputDirs("/kaggle/working/junglegpt")
+        out = OutputDirs(Path(os.environ.get(KAGGLE_WORKING_ENV, KAGGLE_WORKING)) / "junglegpt")
     elif on_colab():
-        out = OutputDirs("/content/junglegpt")
+        out = OutputDirs(Path(os.environ.get(COLAB_CONTENT_ENV, COLAB_CONTENT)) / "junglegpt")
     else:
         out = OutputDirs(Path.cwd() / "junglegpt-out")
     link_attached_outputs(out.make())  # Kaggle: earlier notebooks' outputs, attached as data

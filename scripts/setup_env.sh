@@ -7,7 +7,7 @@
 #   it exists. torch==2.13.0 is installed first (the `torch-pin` extra).
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-extras="dev"
+extras="dev,local"
 
 if [ -n "${KAGGLE_KERNEL_RUN_TYPE:-}" ] || [ -n "${COLAB_RELEASE_TAG:-}" ]; then
   PYTHON=$(command -v python3)
@@ -26,7 +26,7 @@ else
     "$base" -m venv "$venv" || { echo "error: could not create $venv (is the venv module installed?)" >&2; exit 1; }
   fi
   PYTHON=$venv/bin/python
-  extras="dev,torch-pin"
+  extras="dev,local,torch-pin"
   pip_args=()
 fi
 

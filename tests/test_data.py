@@ -176,3 +176,23 @@ def test_books_attached_on_kaggle_are_found_by_content_whatever_their_names(tmp_
     monkeypatch.setenv(KAGGLE_INPUT_ENV, str(tmp_path / "nothing-attached"))
     with pytest.raises(FileNotFoundError, match="any .txt file under .*nothing-attached"):
         jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=offline, timeout=2, retries=1)
+
+
+def test_on_kaggle_without_the_book_the_message_names_what_was_refused_and_how_to_attach_it(
+        tmp_path, shared_data, monkeypatch):
+    """Internet off, and what is attached is another book, a truncated copy and a web page."""
+    monkeypatch.delenv(jb.DATA_DIR_ENV)
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    attached = tmp_path / "kaggle-input" / "my-upload"
+    attached.mkdir(parents=True)
+    shutil.copy(shared_data / "heldout" / "pg37364.txt", attached / "jungle.txt")  # the Second Jungle Book
+    whole = (shared_data / "jungle_book" / "pg236.txt").read_text(encoding="utf-8")
+    (attached / "pg236.txt").write_text(whole[: len(whole) // 3], encoding="utf-8")  # truncated
+    (attached / "pg236.html").write_text("<html><body>The Jungle Book</body></html>", encoding="utf-8")
+    monkeypatch.setenv(KAGGLE_INPUT_ENV, str(tmp_path / "kaggle-input"))
+    with pytest.raises(FileNotFoundError) as caught:
+        jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=("http://127.0.0.1:9/pg.txt",), timeout=2, retries=1)
+    message = str(caught.value)
+    assert f"refused {attached / 'jungle.txt'}" in message and f"refused {attached / 'pg236.txt'}" in message
+    assert f"refused {attached / 'pg236.html'}: a web page" in message
+    assert "Add Input > Datasets" in message and "./run_all.sh --kaggle" in message and "Add Input > Upload" in message

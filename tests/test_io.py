@@ -66,6 +66,26 @@ def test_out_dir_drive_mounts_google_drive_on_colab_and_refuses_elsewhere(tmp_pa
     assert out.root == tmp_path / "drive" / "MyDrive" / "junglegpt" and out.data.is_dir()
 
 
+def test_when_drive_cannot_be_mounted_colab_falls_back_to_content_and_says_so(tmp_path, monkeypatch, capsys):
+    import sys
+    import types
+
+    from junglegpt import paths
+
+    def refuse(mount):
+        raise RuntimeError("mount failed")
+
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=refuse)
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setenv(paths.COLAB_CONTENT_ENV, str(tmp_path / "content"))
+    out = paths.resolve_out_dir("drive")
+    assert out.root == tmp_path / "content" / "junglegpt" and out.data.is_dir()
+    said = capsys.readouterr().out
+    assert "Google Drive could not be mounted (RuntimeError: mount failed)" in said and "lost when the session" in said
+
+
 def test_an_earlier_notebooks_output_attached_on_kaggle_is_linked_in(tmp_path, monkeypatch):
     """Kaggle: 03 ran in another session, and its output folder is attached as data to this one."""
     from junglegpt import paths

@@ -22,7 +22,8 @@ def _environment_yml_pip_deps() -> list[str]:
 
 def test_environment_yml_lists_the_same_packages_as_pyproject():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    extras = project["optional-dependencies"]
+    declared = project["dependencies"] + extras["local"] + extras["dev"]
     listed = [d for d in _environment_yml_pip_deps() if d != "-e ."]
     assert sorted(listed) == sorted(declared)
     assert project["optional-dependencies"]["torch-pin"] == ["torch==2.13.0"]
