@@ -26,6 +26,10 @@ from .paths import kaggle_input_root
 DATA_DIR_ENV = "JUNGLE_DATA_DIR"
 
 
+def title_slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 class BookTextError(ValueError):
     """A text that is missing, wrong, truncated or not text at all."""
 
@@ -41,6 +45,11 @@ class KnownText:
     @property
     def filename(self) -> str:
         return f"pg{self.gutenberg_id}.txt"
+
+    @property
+    def slug(self) -> str:
+        """The title as a file name: "The Second Jungle Book" -> "the-second-jungle-book"."""
+        return title_slug(self.title)
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -144,6 +153,8 @@ def find_in_kaggle_input(known: KnownText, max_bytes: int = 20_000_000,
                          refused: list[str] | None = None) -> Path | None:
     """A complete copy of `known` anywhere under Kaggle's input folder, recognised by its content
     (the checks of `check_text`), whatever its file and folder are called; None if there is none.
+    A book without known names (the 23 of notebook 07) is taken only from a file named after it:
+    pg<id>.txt, or its title ("Kim.txt", "Puck-of-Pook-s-Hill.txt"), as ./run_all.sh --kaggle names them.
 
     Each text that was looked at and is not a complete copy (another book, a truncated or HTML copy)
     is added to `refused` with the reason, so that a failure can name it.
@@ -155,6 +166,8 @@ def find_in_kaggle_input(known: KnownText, max_bytes: int = 20_000_000,
     for path in sorted(root.rglob("*.htm*")):
         refused.append(f"{path}: a web page, not the plain text (download the 'Plain Text UTF-8' file)")
     for path in sorted(root.rglob("*.txt")):
+        if not known.markers and title_slug(path.stem) not in (known.slug, f"pg{known.gutenberg_id}"):
+            continue  # nothing in such a book's text says which it is
         try:
             if path.stat().st_size <= max_bytes:
                 check_text(read_text(path), known, str(path))

@@ -304,7 +304,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, metavar="N",
                         help="sizes trained at once (default: one per GPU). On one big GPU the small sizes "
                              "leave it mostly idle, so several at once finish sooner; on a T4 keep the default")
+    parser.add_argument("--kaggle", nargs="?", const="", metavar="FOLDER",
+                        help="instead of running here, write the sweep for a Kaggle T4 (a dataset with the package and "
+                             "the books, and a kernel that runs the series) to FOLDER (default OUT/kaggle), and send "
+                             "both with the kaggle CLI if Kaggle credentials are set up; the profile defaults to full")
     args = parser.parse_args(argv)
+
+    if args.kaggle is not None:
+        from . import kaggle
+
+        profile = "full" if args.profile == "auto" else args.profile
+        try:
+            resolve_profile(profile)
+            parse_sizes(args.sizes)
+        except (ValueError, UnknownSizeError) as err:
+            parser.error(str(err))
+        folder = Path(args.kaggle) if args.kaggle else OutputDirs(args.out).root / "kaggle"
+        return kaggle.main(folder, profile=profile, sizes=args.sizes)
 
     try:
         profile = resolve_profile(args.profile)
