@@ -125,7 +125,7 @@ def sweep_notebook(profile: str = "full", sizes: str = "all") -> dict:
             "from junglegpt import run_all\n\n"
             f"status = run_all.main([\"--profile\", \"{profile}\", \"--sizes\", \"{sizes}\", "
             "\"--out\", \"/kaggle/working/junglegpt\"])\n"
-            "assert status == 0, \"a notebook failed: see the messages above and /kaggle/working/junglegpt/executed/\""),
+            "assert status == 0, \"a notebook failed: see the messages above, and junglegpt/executed/\""),
     ]
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"sweep-{i}"

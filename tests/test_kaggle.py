@@ -115,4 +115,5 @@ def test_without_credentials_it_writes_the_folder_and_prints_the_commands(tmp_pa
     assert f"kaggle datasets create -p {folder / 'dataset'}" in said
     assert f"kaggle kernels push -p {folder / 'kernel'} --accelerator NvidiaTeslaT4" in said
     assert "replace YOUR-KAGGLE-USERNAME" in said and "kaggle kernels output" in said
-    assert (folder / "dataset" / "dataset-metadata.json").exists() and (folder / "kernel" / "kernel-metadata.json").exists()
+    assert (folder / "dataset" / "dataset-metadata.json").exists()
+    assert (folder / "kernel" / "kernel-metadata.json").exists()
