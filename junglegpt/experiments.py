@@ -8,6 +8,7 @@ OUT/executed/ for reading, and the result is the metrics.json it wrote.
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from pathlib import Path
 
@@ -80,3 +81,42 @@ def ensure_split_and_tokenizer(out: OutputDirs, profile: str, tokenizer: bool = 
         if not present:
             print(f"{name} has not run in {out.root}: running it now (under a minute), as run_all.sh would")
             execute(out, name, name, {"profile": profile})
+
+
+def trained_sizes(out: OutputDirs) -> list[str]:
+    """The sizes with a trained model in OUT/models (those attached on Kaggle are linked in there)."""
+    from .sizes import SIZES
+
+    return [name for name in SIZES if (out.model(name) / "metrics.json").exists()]
+
+
+def ensure_trained(out: OutputDirs, profile: str, train_if_none: str = "1M") -> list[str]:
+    """The trained sizes; where there is none (a notebook opened alone), train `train_if_none` first.
+
+    Notebooks 04, 05 and 08 call this. With no trained size in OUT/models (nor attached on Kaggle),
+    it says so, prints how long training will take on this machine, and runs notebook 03 for each
+    size in `train_if_none` ("1M", "1M,3M", "all") in `profile`; with train_if_none="" it stops
+    with a message instead.
+    """
+    from .environment import describe_hardware
+    from .sizes import parse_sizes
+    from .training import estimate_seconds
+
+    have = trained_sizes(out)
+    if have:
+        return have
+    if not train_if_none:
+        raise FileNotFoundError(f"no trained model in {out.models}: run 03_train.ipynb first (./run_all.sh trains all "
+                                "eight), attach an earlier run's output on Kaggle, or set train_if_none='1M'.")
+    sizes = parse_sizes(train_if_none)
+    estimates = {size: estimate_seconds(size, profile) for size in sizes}
+    total = sum(seconds for seconds, _ in estimates.values())
+    print(f"No trained model in {out.models}. Training {', '.join(sizes)} now with notebook 03 in the {profile} "
+          f"profile, which will take about {total / 60:.0f} min on this machine ({describe_hardware()}):")
+    for size, (seconds, how) in estimates.items():
+        print(f"  {size}: about {seconds / 60:.1f} min ({how})")
+    started = time.perf_counter()
+    for size in sizes:
+        execute(out, "03_train", f"03_train_{size}", {"profile": profile, "model_size": size})
+    print(f"trained in {(time.perf_counter() - started) / 60:.1f} min")
+    return trained_sizes(out)

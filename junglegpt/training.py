@@ -506,3 +506,50 @@ def measure_step_budget(model, batch: torch.Tensor, settings: dict, eval_text_to
               "max_steps": steps_for_budget(settings["time_budget_s"], step_s, eval_s)}
     atomic_write_json(saved, budget)
     return budget
+
+
+STARTUP_S = 20  # a run of notebook 03: starting its kernel, loading the data and the tokenizer
+
+
+def estimate_seconds(model_size: str, profile: str, timed_steps: int = 2) -> tuple[float, str]:
+    """How long notebook 03 will take to train `model_size` in `profile` on this machine, and how
+    that was worked out (printed before training starts, so that nobody waits blind).
+
+    The quick profile trains for its time budget by design. Otherwise a fresh model of this size
+    takes `timed_steps` training steps at the profile's batch (after one to warm up), and the time
+    per step is multiplied by the step count, plus a sixth for evaluations; in the full profile
+    that count (max_steps) is a ceiling that early stopping usually cuts short. Each run also
+    spends about `STARTUP_S` starting its kernel and loading the data.
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from .sizes import DEFAULT_VOCAB_SIZE, N_POSITIONS, get_size
+
+    settings = training_settings(model_size, profile)
+    if settings["max_steps"] is None:
+        budget = settings["time_budget_s"]
+        return budget * 1.25 + STARTUP_S, f"the {profile} profile's time budget ({budget} s), and evaluations"
+    shape = get_size(model_size)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=DEFAULT_VOCAB_SIZE, n_positions=N_POSITIONS, n_embd=shape.n_embd,
+                                       n_layer=shape.n_layer, n_head=shape.n_head, bos_token_id=0,
+                                       eos_token_id=0)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = torch.randint(0, DEFAULT_VOCAB_SIZE, (settings["batch_size"], settings["block_size"]), device=device)
+    precision = choose_precision()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    times = []
+    for _ in range(timed_steps + 1):
+        start = time.perf_counter()
+        with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+            loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    step_s = min(times[1:])
+    steps = settings["max_steps"]
+    how = f"{step_s:.2f} s a step measured here, {steps} steps{' at most' if profile == 'full' else ''}"
+    return step_s * steps * 7 / 6 + STARTUP_S, how

@@ -278,3 +278,46 @@ def test_the_training_score_samples_the_whole_text_in_whole_windows():
     pieces = sample.split(len(sample) // 8)
     assert len(pieces) == 8 and all(len(p) % 255 == 0 for p in pieces)  # whole scoring windows
     assert torch.equal(training.spread_sample(ids[:100], 6_000, 256), ids[:100])  # a short text: all of it
+
+
+def test_a_notebook_opened_with_no_trained_size_says_how_long_then_trains_one(tmp_path, monkeypatch, capsys):
+    """04, 05 and 08 opened alone: no model anywhere, so notebook 03 runs first, after an estimate."""
+    from junglegpt import experiments
+    from junglegpt.paths import OutputDirs
+
+    out = OutputDirs(tmp_path / "out").make()
+    ran = []
+
+    def fake_execute(out_, name, label, parameters):
+        said_before = capsys.readouterr().out
+        ran.append((name, parameters, said_before))
+        (out_.model(parameters["model_size"])).mkdir(parents=True)
+        (out_.model(parameters["model_size"]) / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(experiments, "execute", fake_execute)
+    assert experiments.ensure_trained(out, "smoke", "1M,3M") == ["1M", "3M"]
+    assert [(name, p["model_size"], p["profile"]) for name, p, _ in ran] == [("03_train", "1M", "smoke"),
+                                                                            ("03_train", "3M", "smoke")]
+    before_training = ran[0][2]
+    assert "No trained model in" in before_training and "which will take about" in before_training
+    assert "1M: about" in before_training and "s a step measured here, 3 steps" in before_training
+    ran.clear()
+    assert experiments.ensure_trained(out, "smoke", "all") == ["1M", "3M"]  # trained ones exist: nothing to do
+    assert ran == []
+
+
+def test_with_train_if_none_empty_a_notebook_stops_and_says_what_to_do(tmp_path):
+    from junglegpt import experiments
+    from junglegpt.paths import OutputDirs
+
+    with pytest.raises(FileNotFoundError, match="run 03_train.ipynb first .*train_if_none='1M'"):
+        experiments.ensure_trained(OutputDirs(tmp_path).make(), "smoke", "")
+
+
+def test_the_estimate_grows_with_the_model_and_the_quick_profile_follows_its_budget():
+    small, _ = training.estimate_seconds("1M", "full", timed_steps=1)
+    large, how = training.estimate_seconds("15M", "full", timed_steps=1)
+    assert large > small > training.STARTUP_S and "3000 steps at most" in how
+    quick, how = training.estimate_seconds("100M", "quick")
+    budget = training.PROFILE_SETTINGS["quick"]["time_budget_s"]
+    assert quick == budget * 1.25 + training.STARTUP_S and "time budget" in how
