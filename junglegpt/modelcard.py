@@ -6,14 +6,17 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from . import REPO_URL
+
 REQUIRED_METADATA = ("language", "license", "library_name", "pipeline_tag", "model_name")
 VALIDATION = "The Jungle Book (validation slice)"
 HELDOUT = "The Second Jungle Book"
 
 BODY = """
-# JungleGPT {name}
+{warning}# JungleGPT {name}
 
-A GPT-2 {origin} on {trained_on}, by the JungleGPT notebooks (`03_train.ipynb`).
+A GPT-2 {origin} on {trained_on}, by the [JungleGPT notebooks]({series_url}) (`03_train.ipynb`). The
+tokenizer it was trained with is in this repository too: load both with `from_pretrained`.
 
 | | |
 |---|---|
@@ -36,7 +39,8 @@ real application.
 """
 
 
-def build_model_card(metrics: dict, heldout_bpb: float | None = None) -> ModelCard:
+def build_model_card(metrics: dict, heldout_bpb: float | None = None, series_url: str = REPO_URL) -> ModelCard:
+    """The card of one trained size. A size trained in the smoke or quick profile says so first."""
     m = metrics
     run = m.get("run_name") or m["model_size"]  # "15M"; "finetuned/gpt2" (notebook 06); "more-data/15M" (07)
     name = f"junglegpt-{run.replace('/', '-')}"
@@ -62,8 +66,11 @@ def build_model_card(metrics: dict, heldout_bpb: float | None = None) -> ModelCa
         results.append(bpb_result("second-jungle-book", HELDOUT, heldout_bpb))
     data = ModelCardData(language="en", license="mit", library_name="transformers", pipeline_tag="text-generation",
                          model_name=name, tags=["gpt2", "junglegpt", tag], eval_results=results)
+    warning = "" if m["profile"] == "full" else (
+        f"> **A {m['profile']}-profile model, not the experiment:** {m['steps_done']} training steps "
+        f"({m['train_time_s']:.0f} s) to test the notebooks, where the full profile trains to early stopping.\n\n")
     body = BODY.format(
-        name=run, origin=origin, trained_on=trained_on, tokenizer=tokenizer,
+        warning=warning, series_url=series_url, name=run, origin=origin, trained_on=trained_on, tokenizer=tokenizer,
         train_tokens=f"{m['train_tokens']:,}" if "train_tokens" in m else "the",
         **m["config"], **{k: m[k] for k in (
             "n_params", "best_val_loss", "best_val_bpb", "best_step", "train_loss_at_best", "steps_done",

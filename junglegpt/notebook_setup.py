@@ -67,3 +67,13 @@ def open_in_links(notebook: str, branch: str = "main") -> dict[str, str]:
         "Colab": f"https://colab.research.google.com/github/{path}/blob/{branch}/notebooks/{notebook}.ipynb",
         "Kaggle": f"https://kaggle.com/kernels/welcome?src={REPO_URL}/blob/{branch}/notebooks/{notebook}.ipynb",
     }
+
+
+BADGES = {"Colab": "https://colab.research.google.com/assets/colab-badge.svg",
+          "Kaggle": "https://kaggle.com/static/images/open-in-kaggle.svg"}
+
+
+def open_in_badges(notebook: str, branch: str = "main") -> str:
+    """The README's "Open in Colab" and "Open in Kaggle" badges for one notebook, as Markdown."""
+    return " ".join(f"[![Open in {platform}]({BADGES[platform]})]({link})"
+                    for platform, link in open_in_links(notebook, branch).items())

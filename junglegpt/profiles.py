@@ -19,9 +19,15 @@ def resolve_profile(profile: str) -> str:
     """'auto' (or '') becomes 'full' on a CUDA machine and 'quick' elsewhere; others are checked."""
     profile = (profile or "auto").strip().lower()
     if profile == "auto":
-        from .environment import cuda_available
+        from .environment import cuda_available, on_colab, on_kaggle
 
-        return "full" if cuda_available() else "quick"
+        if cuda_available():
+            return "full"
+        if on_kaggle() or on_colab():
+            where = ("Settings > Accelerator > GPU T4" if on_kaggle() else "Runtime > Change runtime type > T4 GPU")
+            print(f"No GPU in this session, so the quick profile (a CPU-sized run, labelled 'quick'). For the "
+                  f"real experiment, turn the GPU on ({where}) and run the notebook again.")
+        return "quick"
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)} (or 'auto').")
     return profile

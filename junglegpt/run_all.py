@@ -127,10 +127,10 @@ def announce_and_run(job: Job) -> tuple[bool, float, str]:
 
 
 def plan(out: OutputDirs, profile: str, sizes: list[str], force: bool = False, push: str | None = None,
-         extras: bool = False) -> list[Job]:
+         extras: bool = False, allow_quick: bool = False) -> list[Job]:
     jobs = []
     # The token is never a parameter: notebook 08 reads it from a secret store itself.
-    publish = {"08_publish": {"push": True, "repo_id": push}} if push else {}
+    publish = {"08_publish": {"push": True, "namespace": push, "allow_quick": allow_quick}} if push else {}
     for name in SERIES:
         if not (NOTEBOOKS_DIR / f"{name}.ipynb").exists() or (name in EXTRAS and not extras):
             continue
@@ -298,9 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rerun notebooks that finished before")
     parser.add_argument("--extras", action="store_true",
                         help="also run 06 (fine-tune pretrained GPT-2) and 07 (train on 23 more Kipling books)")
-    parser.add_argument("--push", metavar="REPO_ID",
-                        help="publish the best size to this Hugging Face repository (e.g. your-name/junglegpt); "
-                        "the token comes from HF_TOKEN or your login, never the command line")
+    parser.add_argument("--push", metavar="NAMESPACE",
+                        help="publish every trained size to the Hugging Face Hub as NAMESPACE/junglegpt-<size>, in a "
+                        "collection; the token comes from HF_TOKEN or your login, never the command line")
+    parser.add_argument("--allow-quick", action="store_true",
+                        help="with --push: also publish sizes trained only in the smoke or quick profile")
     parser.add_argument("--parallel", type=int, metavar="N",
                         help="sizes trained at once (default: one per GPU). On one big GPU the small sizes "
                              "leave it mostly idle, so several at once finish sooner; on a T4 keep the default")
@@ -337,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.parallel is not None and args.parallel < 1:
         parser.error(f"--parallel {args.parallel}: give the number of sizes to train at once, at least 1")
     out = OutputDirs(args.out)
-    jobs = plan(out, profile, sizes, force=args.force, push=args.push, extras=args.extras)
+    jobs = plan(out, profile, sizes, force=args.force, push=args.push, extras=args.extras,
+                allow_quick=args.allow_quick)
     gpus = _gpu_count()
     print(f"JungleGPT: profile {profile}, sizes {','.join(sizes)}, output {out.root}, "
           f"{gpus or 'no'} CUDA GPU{'s' if gpus != 1 else ''}", flush=True)

@@ -47,9 +47,10 @@ def test_book_texts_are_not_committed():
 
 
 def test_the_readme_opens_every_notebook_on_colab_and_kaggle_from_repo_url():
-    from junglegpt.notebook_setup import open_in_links
+    from junglegpt import REPO_URL
+    from junglegpt.notebook_setup import open_in_badges, open_in_links
 
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
-        for platform, link in open_in_links(path.stem).items():
-            assert f"[{platform}]({link})" in readme, f"README: no {platform} link for {path.name}"
+        assert open_in_badges(path.stem) in readme, f"README: no Colab and Kaggle badges for {path.name}"
+        assert all(REPO_URL.removeprefix("https://github.com/") in link for link in open_in_links(path.stem).values())

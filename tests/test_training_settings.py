@@ -321,3 +321,15 @@ def test_the_estimate_grows_with_the_model_and_the_quick_profile_follows_its_bud
     quick, how = training.estimate_seconds("100M", "quick")
     budget = training.PROFILE_SETTINGS["quick"]["time_budget_s"]
     assert quick == budget * 1.25 + training.STARTUP_S and "time budget" in how
+
+
+@pytest.mark.parametrize("platform", ["KAGGLE_KERNEL_RUN_TYPE", "COLAB_RELEASE_TAG"])
+def test_on_kaggle_or_colab_without_a_gpu_the_notebook_says_so_and_runs_quick(monkeypatch, capsys, platform):
+    from junglegpt.profiles import resolve_profile
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv(platform, "1")
+    assert resolve_profile("auto") == "quick"
+    said = capsys.readouterr().out
+    assert "No GPU in this session, so the quick profile" in said
+    assert "T4" in said and ("Settings > Accelerator" in said) == (platform == "KAGGLE_KERNEL_RUN_TYPE")
