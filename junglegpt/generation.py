@@ -8,11 +8,12 @@ traceback, and the interface keeps working.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList, TextStreamer
 
 from .paths import OutputDirs
 from .sizes import SIZES, UnknownSizeError, get_size
@@ -143,17 +144,30 @@ class CallbackStreamer(TextStreamer):
             self.on_text(text)
 
 
-def generate(shelf: ModelShelf, request: Request, on_text=None, use_cache: bool = True) -> dict:
-    """Generate a continuation; `on_text` receives the text as it is produced."""
+class StopWhenSet(StoppingCriteria):
+    """Ends `generate` at the next token once `event` is set (the playground's Stop button)."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+def generate(shelf: ModelShelf, request: Request, on_text=None, use_cache: bool = True,
+             stop: threading.Event | None = None) -> dict:
+    """Generate a continuation; `on_text` receives the text as it is produced; setting `stop` ends it
+    after the token being computed (`stopped` in the result says so)."""
     request = checked_numbers(request)
     model, tokenizer = shelf.get(request.size)
     prepared = prepare(request, tokenizer, model.config.n_positions)
     streamer = CallbackStreamer(tokenizer, on_text) if on_text else None
+    extra = {"stopping_criteria": StoppingCriteriaList([StopWhenSet(stop)])} if stop is not None else {}
     torch.manual_seed(request.seed)
     start = time.perf_counter()
     with torch.no_grad():
         output = model.generate(prepared.input_ids.to(shelf.device), streamer=streamer,
-                                **{**prepared.generate_kwargs, "use_cache": use_cache})
+                                **{**prepared.generate_kwargs, "use_cache": use_cache}, **extra)
     seconds = time.perf_counter() - start
     new_ids = output[0, prepared.input_ids.shape[1] :]
     prompt_text = tokenizer.decode(prepared.input_ids[0], skip_special_tokens=True)
@@ -165,6 +179,7 @@ def generate(shelf: ModelShelf, request: Request, on_text=None, use_cache: bool 
         "new_tokens": len(new_ids),
         "tokens_per_s": len(new_ids) / seconds if seconds > 0 else float("nan"),
         "notes": prepared.notes,
+        "stopped": bool(stop is not None and stop.is_set()),
     }
 
 

@@ -2,16 +2,24 @@
 
 Three tabs: Generate (text streams in as it is produced), Compare sizes (same prompt and seed on
 every size), Next token (the ten most likely next tokens per size; click one to append it).
-Every callback catches bad input and shows the message, so the interface keeps working.
+
+Built for a room of people: a click starts the work in a background thread, so the kernel stays
+free to hear the Stop button (which ends a generation at the next token); while work runs, every
+control is disabled and the status line says what is happening (loading a 100M model on a CPU
+takes a while); any error, bad input or not, is shown in that line in plain words, and the
+interface keeps working. The on_* methods do the work themselves and can be called directly
+(the tests do); the buttons run them through `start`. Works with ipywidgets 7 (Colab) and 8.
 """
 
 from __future__ import annotations
 
 import html
+import io
+import threading
 
 import ipywidgets as w
-import matplotlib.pyplot as plt
 from IPython.display import display
+from matplotlib.figure import Figure
 
 from .generation import GenerationInputError, ModelShelf, Request, generate, next_tokens
 
@@ -32,14 +40,69 @@ class Playground:
         self.generate_button = w.Button(description="Generate", button_style="success")
         self.compare_button = w.Button(description="Compare sizes")
         self.next_button = w.Button(description="Show next tokens")
+        self.stop_button = w.Button(description="Stop", button_style="danger", disabled=True,
+                                    tooltip="end the generation at the next token")
         self.output = w.HTML()
         self.status = w.HTML()
         self.comparison = w.HTML()
-        self.next_plot = w.Output()
+        self.next_plot = w.Image(format="png")
         self.next_choices = w.HBox()
-        self.generate_button.on_click(self.on_generate)
-        self.compare_button.on_click(self.on_compare)
-        self.next_button.on_click(self.on_next_tokens)
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.generate_button.on_click(lambda _b: self.start(self.on_generate, "generating"))
+        self.compare_button.on_click(lambda _b: self.start(self.on_compare, "generating with every size"))
+        self.next_button.on_click(lambda _b: self.start(self.on_next_tokens, "scoring the next token"))
+        self.stop_button.on_click(lambda _b: self.stop())
+
+    # -- running work: one task at a time, in the background, stoppable --------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def _controls(self) -> list[w.Widget]:
+        return [self.prompt, self.size, self.max_new_tokens, self.temperature, self.top_k, self.top_p, self.seed,
+                self.generate_button, self.compare_button, self.next_button, *self.next_choices.children]
+
+    def _set_busy(self, busy: bool) -> None:
+        for control in self._controls():
+            control.disabled = busy
+        self.stop_button.disabled = not busy
+
+    def start(self, task, doing: str) -> threading.Thread | None:
+        """Run `task` in a background thread, with the controls disabled and errors shown in the status line."""
+        if self.busy:
+            self._say("Busy: wait for the current task, or press Stop.", error=True)
+            return None
+        self._stop.clear()
+        self._set_busy(True)
+        self._say(f"{doing} ...")
+
+        def work():
+            try:
+                task()
+            except GenerationInputError as err:
+                self._say(str(err), error=True)
+            except Exception as err:  # shown where the user looks, not lost in the widget log
+                self._say(f"Something went wrong ({type(err).__name__}: {err}). The playground still works: "
+                          "change a setting and try again.", error=True)
+            finally:
+                self._set_busy(False)
+
+        self._worker = threading.Thread(target=work, name="playground", daemon=True)
+        self._worker.start()
+        return self._worker
+
+    def stop(self) -> None:
+        """End the running generation at the next token (the Stop button)."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the running task has finished (for tests and scripts)."""
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+    # -- the three tabs ---------------------------------------------------------------------------
 
     def request(self, size: str | None = None) -> Request:
         return Request(prompt=self.prompt.value, size=size or self.size.value, max_new_tokens=self.max_new_tokens.value,
@@ -54,61 +117,77 @@ class Playground:
     def _pre(text: str) -> str:
         return f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
 
+    def _load(self, size: str) -> None:
+        """Load a size before using it, saying so: the first use of a big model on a CPU takes a while."""
+        if size not in self.shelf._loaded:
+            self._say(f"loading the {size} model (seconds; up to a minute for 100M on a CPU) ...")
+            self.shelf.get(size)
+
     def on_generate(self, _button=None) -> dict | None:
         pieces = [self.prompt.value]
         self.output.value = self._pre(self.prompt.value)
-        self._say("generating ...")
 
         def show(text):
             pieces.append(text)
             self.output.value = self._pre("".join(pieces))
 
         try:
-            result = generate(self.shelf, self.request(), on_text=show)
+            self._load(self.size.value)
+            self._say("generating ...")
+            result = generate(self.shelf, self.request(), on_text=show, stop=self._stop)
         except GenerationInputError as err:
             self._say(str(err), error=True)
             return None
         self.output.value = self._pre(result["text"])
         speed = f"{result['new_tokens']} tokens at {result['tokens_per_s']:.0f} tokens/s."
-        self._say(" ".join([*result["notes"], speed]))
+        stopped = ["Stopped."] if result["stopped"] else []
+        self._say(" ".join([*stopped, *result["notes"], speed]))
         return result
 
     def on_compare(self, _button=None) -> list[dict]:
         results, cells = [], []
         for size in self.shelf.available():
+            if self._stop.is_set():
+                break
             try:
-                result = generate(self.shelf, self.request(size))
+                self._load(size)
+                self._say(f"generating with {size} ...")
+                result = generate(self.shelf, self.request(size), stop=self._stop)
             except GenerationInputError as err:
                 self._say(str(err), error=True)
                 return results
             results.append(result)
             cells.append(f"<td style='vertical-align:top;padding:4px'><b>{size}</b>{self._pre(result['text'])}</td>")
-        rows = ["<tr>" + "".join(cells[i : i + 4]) + "</tr>" for i in range(0, len(cells), 4)]
-        self.comparison.value = "<table>" + "".join(rows) + "</table>"
-        self._say(f"Same prompt, same seed, {len(results)} sizes.")
+            rows = ["<tr>" + "".join(cells[i : i + 4]) + "</tr>" for i in range(0, len(cells), 4)]
+            self.comparison.value = "<table>" + "".join(rows) + "</table>"  # each size as soon as it is done
+        stopped = "Stopped: " if self._stop.is_set() else ""
+        self._say(f"{stopped}Same prompt, same seed, {len(results)} sizes.")
         return results
 
     def on_next_tokens(self, _button=None) -> dict[str, list]:
         tables = {}
         try:
             for size in self.shelf.available():
+                self._load(size)
                 tables[size] = next_tokens(self.shelf, size, self.prompt.value)
         except GenerationInputError as err:
             self._say(str(err), error=True)
             return tables
-        self.next_plot.clear_output(wait=True)
-        with self.next_plot:
-            fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables), 3.5), squeeze=False)
-            for ax, (size, table) in zip(axes[0], tables.items(), strict=True):
-                ax.barh([repr(t) for t, _ in table][::-1], [p for _, p in table][::-1])
-                ax.set(title=size, xlabel="probability")
-            fig.tight_layout()
-            plt.show()
+        # A Figure drawn to PNG, not pyplot into an Output widget: this runs in a background thread.
+        fig = Figure(figsize=(3.2 * len(tables), 3.5))
+        axes = fig.subplots(1, len(tables), squeeze=False)
+        for ax, (size, table) in zip(axes[0], tables.items(), strict=True):
+            ax.barh([repr(t) for t, _ in table][::-1], [p for _, p in table][::-1])
+            ax.set(title=size, xlabel="probability")
+        fig.tight_layout()
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=80)
+        self.next_plot.value = png.getvalue()
         choices = tables.get(self.size.value) or next(iter(tables.values()), [])
         buttons = []
         for token, prob in choices:
             button = w.Button(description=f"{token!r} {prob:.0%}", layout=w.Layout(width="auto"))
-            button.on_click(lambda _b, t=token: self.append(t))
+            button.on_click(lambda _b, t=token: self.start(lambda: self.append(t), "scoring the next token"))
             buttons.append(button)
         self.next_choices.children = buttons
         self._say(f"Click a token to append it to the prompt (choices from the {self.size.value} model).")
@@ -122,13 +201,13 @@ class Playground:
         controls = w.VBox([self.prompt, w.HBox([self.size, self.seed]), w.HBox([self.max_new_tokens, self.temperature]),
                            w.HBox([self.top_k, self.top_p])])
         tabs = w.Tab(children=[
-            w.VBox([self.generate_button, self.output]),
+            w.VBox([w.HBox([self.generate_button]), self.output]),
             w.VBox([self.compare_button, self.comparison]),
             w.VBox([self.next_button, self.next_choices, self.next_plot]),
         ])
         for i, title in enumerate(["Generate", "Compare sizes", "Next token"]):
             tabs.set_title(i, title)
-        return w.VBox([controls, self.status, tabs])
+        return w.VBox([controls, w.HBox([self.stop_button, self.status]), tabs])
 
     def show(self) -> None:
         display(self.widget())

@@ -100,7 +100,8 @@ def test_playground_callbacks(shelf):
     assert set(tables) == set(SIZES) and all(len(t) == 10 for t in tables.values())
     assert all(0 < p <= 1 for _, p in tables["1M"])
     first_choice = tables["1M"][0][0]
-    ui.next_choices.children[0].click()
+    ui.next_choices.children[0].click()  # runs in the background, like every button
+    ui.wait()
     assert ui.prompt.value == "Deep in the jungle, Mowgli" + first_choice
 
     ui.prompt.value = ""
@@ -134,3 +135,67 @@ def test_a_size_that_does_not_exist_is_not_called_untrained(shelf):
 def test_next_tokens_refuses_more_than_the_vocabulary(shelf):
     with pytest.raises(GenerationInputError, match="k=5000: choose a whole number from 1 to 2,048"):
         next_tokens(shelf, "1M", "Mowgli", k=5000)
+
+
+def test_stop_ends_a_generation_at_the_next_token(shelf):
+    import threading
+
+    stop, pieces = threading.Event(), []
+
+    def on_text(text):
+        pieces.append(text)
+        if len(pieces) == 3:
+            stop.set()  # what the Stop button does
+
+    result = generate(shelf, Request(size="1M", max_new_tokens=150, temperature=1.0, top_k=0, top_p=1.0),
+                      on_text=on_text, stop=stop)
+    assert result["stopped"] and result["new_tokens"] < 10
+    assert not generate(shelf, Request(size="1M", max_new_tokens=5), stop=threading.Event())["stopped"]
+
+
+def test_the_playground_disables_its_controls_while_busy_and_shows_errors_in_plain_words(shelf):
+    import threading
+
+    ui = Playground(shelf, Request(size="1M", max_new_tokens=5))
+    ui.widget()
+    release = threading.Event()
+    ui.start(lambda: release.wait(10), "waiting")
+    assert ui.busy and ui.generate_button.disabled and ui.prompt.disabled and not ui.stop_button.disabled
+    assert ui.start(ui.on_generate, "generating") is None and "Busy" in ui.status.value  # one task at a time
+    release.set()
+    ui.wait(10)
+    assert not ui.busy and not ui.generate_button.disabled and ui.stop_button.disabled
+
+    def broken():
+        raise RuntimeError("the model file is unreadable")
+
+    ui.start(broken, "loading")
+    ui.wait(10)
+    assert "Something went wrong (RuntimeError: the model file is unreadable)" in ui.status.value
+    assert not ui.generate_button.disabled  # and it still works
+    ui.generate_button.click()
+    ui.wait(30)
+    assert "tokens/s" in ui.status.value
+
+
+def test_the_stop_button_stops_the_playground(shelf):
+    ui = Playground(shelf, Request(size="1M", max_new_tokens=200, temperature=1.0, top_k=0, top_p=1.0))
+    ui.widget()
+    real_generate = generate
+
+    def generate_then_press_stop(*args, on_text=None, **kwargs):
+        def on_text_and_stop(text):
+            on_text(text)
+            ui.stop_button.click()
+
+        return real_generate(*args, on_text=on_text_and_stop, **kwargs)
+
+    import junglegpt.playground as playground
+
+    playground.generate, saved = generate_then_press_stop, playground.generate
+    try:
+        ui.generate_button.click()
+        ui.wait(30)
+    finally:
+        playground.generate = saved
+    assert ui.status.value.count("Stopped.") == 1 and not ui.busy
