@@ -35,8 +35,8 @@ def test_missing_sizes_are_named_and_none_fails_clearly(smoke_run, tmp_path):
     out, _ = smoke_run
     shutil.copytree(out.data, tmp_path / "data")
     shutil.copytree(out.tokenizer, tmp_path / "tokenizer")
-    ok, tail = run_notebook("04_evaluate", tmp_path)
-    assert not ok and "run 03_train.ipynb" in tail
+    ok, tail = run_notebook("04_evaluate", tmp_path, train_if_none="")  # asked not to train: stops, and says why
+    assert not ok and "run 03_train.ipynb first" in tail
 
     for name in ("1M", "3M"):
         shutil.copytree(out.model(name), tmp_path / "models" / name)
@@ -45,3 +45,16 @@ def test_missing_sizes_are_named_and_none_fails_clearly(smoke_run, tmp_path):
     assert "missing: 7M, 15M, 22M, 37M, 59M, 100M" in executed_text(tmp_path, "04_evaluate")
     results = json.loads((tmp_path / "results.json").read_text())
     assert [r["size"] for r in results["sizes"]] == ["1M", "3M"]
+
+
+def test_05_opened_with_no_trained_size_says_how_long_then_trains_1m_and_generates(smoke_run, tmp_path):
+    """Notebook 05 opened alone (a fresh Kaggle or Colab session): no model, so it trains one first."""
+    out, _ = smoke_run
+    shutil.copytree(out.data, tmp_path / "data")
+    shutil.copytree(out.tokenizer, tmp_path / "tokenizer")
+    ok, tail = run_notebook("05_generate", tmp_path, interactive=False)
+    assert ok, tail
+    said = executed_text(tmp_path, "05_generate")
+    assert "No trained model in" in said and "which will take about" in said and "1M: about" in said
+    assert (tmp_path / "models" / "1M" / "metrics.json").exists()
+    assert [g["size"] for g in json.loads((tmp_path / "generations.json").read_text())["generations"]] == ["1M"]
