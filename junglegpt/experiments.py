@@ -3,37 +3,28 @@
 Notebook 06 fine-tunes a pretrained GPT-2 and notebook 07 trains on more text; both do it by
 executing 03_train.ipynb with papermill and other parameters (`init_from`, `train_file`,
 `run_name`), exactly as run_all.sh executes it for the eight sizes. The executed copy is kept in
-OUT/executed/ for reading, and the result is the metrics.json it wrote.
+OUT/executed/ for reading, and the result is the metrics.json it wrote. A notebook opened alone
+(Kaggle, Colab) builds what it lacks the same way: 03 runs 01 and 02 (`ensure_split_and_tokenizer`),
+and 04, 05 and 08 run 03 (`ensure_trained`).
 """
 
 from __future__ import annotations
 
 import time
-import urllib.request
 from pathlib import Path
 
 from . import REPO_URL
-from .io import atomic_write_bytes, read_json
+from .io import read_json
 from .paths import NOTEBOOKS_DIR, OutputDirs
 
 
-def notebook_file(name: str, out: OutputDirs) -> Path:
-    """notebooks/NAME.ipynb of this clone; elsewhere (Kaggle, Colab) a copy downloaded from the repository."""
-    local = NOTEBOOKS_DIR / f"{name}.ipynb"
-    if local.exists():
-        return local
-    copy = out.root / "notebooks" / f"{name}.ipynb"
-    if not copy.exists():
-        url = REPO_URL.replace("github.com", "raw.githubusercontent.com") + f"/main/notebooks/{name}.ipynb"
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                atomic_write_bytes(copy, response.read())
-        except OSError as err:
-            raise FileNotFoundError(
-                f"{name}.ipynb is needed to train, and it is neither in a clone of the repository nor "
-                f"downloadable from {url} ({err}). Clone {REPO_URL} and run this notebook from there."
-            ) from err
-    return copy
+def notebook_file(name: str) -> Path:
+    """notebooks/NAME.ipynb: a clone's, or the copy inside the installed package (Kaggle, Colab)."""
+    path = NOTEBOOKS_DIR / f"{name}.ipynb"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: reinstall junglegpt (its notebooks travel inside the package), "
+                                f"or clone {REPO_URL} and run this notebook from there.")
+    return path
 
 
 def execute(out: OutputDirs, name: str, label: str, parameters: dict) -> Path:
@@ -41,7 +32,7 @@ def execute(out: OutputDirs, name: str, label: str, parameters: dict) -> Path:
     OUT/executed/<label>.ipynb. A failure says which cell to look at."""
     import papermill
 
-    source = notebook_file(name, out)
+    source = notebook_file(name)
     executed = out.executed / f"{label}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -54,6 +54,9 @@ class ModelShelf:
     def available(self) -> list[str]:
         return [name for name in SIZES if (self.out.model(name) / "config.json").exists()]
 
+    def is_loaded(self, size: str) -> bool:
+        return size in self._loaded
+
     def get(self, size: str):
         try:
             size = get_size(size).name  # "1m" is 1M; "2M" is no size at all

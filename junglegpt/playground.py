@@ -119,7 +119,7 @@ class Playground:
 
     def _load(self, size: str) -> None:
         """Load a size before using it, saying so: the first use of a big model on a CPU takes a while."""
-        if size not in self.shelf._loaded:
+        if not self.shelf.is_loaded(size):
             self._say(f"loading the {size} model (seconds; up to a minute for 100M on a CPU) ...")
             self.shelf.get(size)
 
