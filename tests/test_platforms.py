@@ -3,7 +3,8 @@ own library versions, must install our package without changing any of them, fin
 the platform puts them, build what earlier notebooks would have made, and run.
 
 Each platform is a virtual environment built once per test run from platforms/<name>.txt (the
-versions its image ships; see the comments there), with torch from the local 2.13.0 build. Its
+versions its image ships; see the comments there), with the newest torch that the platform's
+setuptools allows (2.12.1; the platforms have 2.10.0). Its
 Python runs the notebook's kernel; papermill drives it from outside, as Kaggle and Colab run
 notebooks in their own kernel. A "fresh session" is that environment with everything a setup cell
 added removed again, and an empty working folder.
@@ -36,7 +37,7 @@ from .helpers import clone_of_the_working_tree
 
 pytestmark = pytest.mark.platforms
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
-TORCH = "torch==2.13.0"  # the local CPU build; the platforms have 2.10.0 (it is held like any other library)
+TORCH = "torch==2.13.0"  # the local CPU build, replaced by what the platform's setuptools allows (below)
 
 
 class SimulatedPlatform:
@@ -48,16 +49,22 @@ class SimulatedPlatform:
         self.python = self.venv / "bin" / "python"
         self.jupyter_path = root / "jupyter"
         subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
-        for args in ([TORCH], ["-r", str(REPO_ROOT / "platforms" / f"{name}.txt")]):
-            proc = subprocess.run([str(self.python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                                   *args], capture_output=True, text=True)
-            assert proc.returncode == 0, f"could not build the simulated {name} environment:\n{proc.stderr[-3000:]}"
+        # torch first, then the platform's versions. The platform's setuptools (75.2) is older than
+        # torch 2.13 declares, so pip settles on the newest torch that accepts it (2.12.1); the
+        # platforms have 2.10.0. Whatever it is, it is then held like every other library.
+        self.pip_install(TORCH)
+        self.pip_install("-r", str(REPO_ROOT / "platforms" / f"{name}.txt"))
         spec = self.jupyter_path / "kernels" / f"sim-{name}"
         spec.mkdir(parents=True)
         (spec / "kernel.json").write_text(json.dumps({
             "argv": [str(self.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": f"simulated {name}", "language": "python"}))
         self.preinstalled = self.versions()
+
+    def pip_install(self, *args: str) -> None:
+        proc = subprocess.run([str(self.python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, f"could not build the simulated {self.name} environment:\n{proc.stderr[-3000:]}"
 
     def versions(self) -> dict[str, str]:
         listed = subprocess.run([str(self.python), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
@@ -105,7 +112,10 @@ def simulated(tmp_path_factory):
         if name not in _PLATFORMS:
             _PLATFORMS[name] = SimulatedPlatform(name, tmp_path_factory.mktemp(f"sim-{name}"))
         return _PLATFORMS[name]
-    return get
+
+    yield get
+    for platform in _PLATFORMS.values():  # a gigabyte or two each: not left behind in the temp folder
+        shutil.rmtree(platform.venv, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
