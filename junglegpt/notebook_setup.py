@@ -14,7 +14,7 @@ missing.
 
 from . import REPO_URL
 
-SETUP_CELL = f'''# Setup: make the helper package `junglegpt` importable.
+SETUP_CELL = f'''# Setup: make the helper package `junglegpt` importable (on Kaggle and Colab, install it with pip).
 import glob
 import importlib.metadata
 import importlib.util
@@ -24,40 +24,31 @@ import subprocess
 import sys
 import tempfile
 
-if importlib.util.find_spec("junglegpt") is None:
-    if os.path.exists("../junglegpt/__init__.py"):  # a clone of the repository
-        sys.path.insert(0, os.path.abspath(".."))
-    else:  # Kaggle, Colab: install it from JUNGLEGPT_PIP_SPEC, a copy attached on Kaggle, or GitHub
-        attached = os.environ.get("JUNGLEGPT_KAGGLE_INPUT", "/kaggle/input")
-        wheels = sorted(glob.glob(f"{{attached}}/**/junglegpt-*.whl", recursive=True))
-        trees = [os.path.dirname(p) for p in sorted(glob.glob(f"{{attached}}/**/pyproject.toml", recursive=True))
-                 if os.path.exists(os.path.join(os.path.dirname(p), "junglegpt", "__init__.py"))]
-        repository = "git+{REPO_URL}"  # junglegpt.REPO_URL
-        source = os.environ.get("JUNGLEGPT_PIP_SPEC") or (wheels + trees + [repository])[0]
-        if "://" not in source and (os.sep in source or source.endswith(".whl")) and not os.path.exists(source):
-            raise FileNotFoundError(f"JUNGLEGPT_PIP_SPEC is {{source!r}}, which does not exist: give a folder "
-                                    "holding junglegpt's pyproject.toml, a junglegpt-*.whl, or a git+https:// URL")
-        if source in trees:  # Kaggle's input is read-only, and pip builds inside a source tree
-            source = shutil.copytree(source, os.path.join(tempfile.mkdtemp(), "junglegpt"))
-        installed = {{}}  # every library already here keeps its version (torch first of all)
-        for dist in importlib.metadata.distributions():
-            if dist.metadata["Name"]:
-                installed.setdefault(dist.metadata["Name"].lower(), dist.version)
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
-            keep.writelines(f"{{name}}=={{version}}\\n" for name, version in installed.items())
-        pip = [sys.executable, "-m", "pip", "install", "-q", "-c", keep.name]
-        if importlib.util.find_spec("setuptools"):  # build a source tree with it, with no download
-            pip.append("--no-build-isolation")
-        # Wheels attached on Kaggle (the dataset ./run_all.sh --kaggle makes holds our dependencies'):
-        # offered to pip, and tried alone first, for Kaggle with the internet off.
-        links = sorted({{os.path.dirname(p) for p in glob.glob(f"{{attached}}/**/*.whl", recursive=True)}})
-        links = [arg for folder in links for arg in ("--find-links", folder)]
-        print(f"Installing junglegpt from {{source}}; every installed library keeps its version")
-        offline = bool(links) and subprocess.run([*pip, "--no-index", *links, source]).returncode == 0
-        if not offline and subprocess.run([*pip, *links, source]).returncode != 0:
-            raise RuntimeError("pip could not install junglegpt (see above). With the internet off on Kaggle, "
-                               "attach the dataset that ./run_all.sh --kaggle writes; otherwise turn the internet "
-                               "on (Kaggle: Settings > Internet), or set JUNGLEGPT_PIP_SPEC to a wheel or a clone.")'''
+if importlib.util.find_spec("junglegpt") is None and os.path.exists("../junglegpt/__init__.py"):  # a clone
+    sys.path.insert(0, os.path.abspath(".."))
+elif importlib.util.find_spec("junglegpt") is None:  # from JUNGLEGPT_PIP_SPEC, a copy attached on Kaggle, GitHub
+    attached = os.environ.get("JUNGLEGPT_KAGGLE_INPUT", "/kaggle/input")
+    attached_wheels = sorted(glob.glob(f"{{attached}}/**/*.whl", recursive=True))  # ours, and what Kaggle lacks
+    wheels = [p for p in attached_wheels if os.path.basename(p).startswith("junglegpt-")]
+    trees = [os.path.dirname(p) for p in sorted(glob.glob(f"{{attached}}/**/pyproject.toml", recursive=True))
+             if os.path.exists(os.path.join(os.path.dirname(p), "junglegpt", "__init__.py"))]
+    source = os.getenv("JUNGLEGPT_PIP_SPEC") or (wheels + trees + ["git+{REPO_URL}"])[0]
+    if "://" not in source and (os.sep in source or source.endswith(".whl")) and not os.path.exists(source):
+        raise FileNotFoundError(f"JUNGLEGPT_PIP_SPEC is {{source!r}}, which does not exist: give a clone, a wheel, a URL")
+    if source in trees:  # Kaggle's input is read-only, and pip builds inside a source tree
+        source = shutil.copytree(source, os.path.join(tempfile.mkdtemp(), "junglegpt"))
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:  # installed libraries stay
+        keep.writelines(f"{{name}}=={{version}}\\n" for name, version in {{  # reversed: the first of a name wins
+            d.metadata["Name"].lower(): d.version for d in reversed(list(importlib.metadata.distributions()))
+            if d.metadata["Name"]}}.items())
+    pip = [sys.executable, "-m", "pip", "install", "-q", "-c", keep.name]
+    pip += ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []  # builds offline
+    links = [a for folder in sorted({{os.path.dirname(p) for p in attached_wheels}}) for a in ("--find-links", folder)]
+    print(f"Installing junglegpt from {{source}}; every installed library keeps its version")
+    offline = bool(links) and subprocess.run([*pip, "--no-index", *links, source]).returncode == 0
+    if not offline and subprocess.run([*pip, *links, source]).returncode != 0:
+        raise RuntimeError("pip could not install junglegpt (see above). Kaggle, internet off: attach the dataset that "
+                           "./run_all.sh --kaggle writes; else turn the internet on, or set JUNGLEGPT_PIP_SPEC.")'''
 
 
 def open_in_links(notebook: str, branch: str = "main") -> dict[str, str]:
