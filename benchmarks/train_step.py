@@ -1,23 +1,30 @@
-"""Training-step throughput: notebook 03's step, in fp32 and in its default precision, against a bare fp32 loop.
+"""Training-step throughput: notebook 03's step in fp32, in bf16 and in what precision="auto" picks, against bare loops.
 
     .venv/bin/python benchmarks/train_step.py                 # sizes 1M, 15M, 37M, quick-profile batch
     .venv/bin/python benchmarks/train_step.py --sizes all     # every size (slow on a CPU)
     .venv/bin/python benchmarks/train_step.py --compile       # also torch.compile: compile time and speed-up
 
 The notebook's step is `junglegpt.training.train_step`, which notebook 03 calls; it runs here with an
-Accelerator and AdamW built as the notebook builds them, once in fp32 and once in the precision
-`training.choose_precision()` picks here (bf16 on a CPU with bf16 instructions, bf16 or fp16 on a
-GPU). The bare loop is forward, backward, clip, AdamW step in fp32, nothing else. All run in this
-one process, alternating, so that machine noise hits them alike; the ratios are the figures that
-matter. On CUDA it also reports model FLOPs utilisation and peak memory.
+Accelerator and AdamW built as the notebook builds them. On a CPU it runs in fp32 and in bf16, and
+the precision "auto" picks is found as notebook 03 finds it (`training.choose_precision` with
+`training.time_cpu_precisions`: on a CPU with bf16 instructions it times both), so each row says
+whether that choice was the faster of the two. On a GPU (one mixed precision per process) the
+notebook's step runs in the precision "auto" picks. The bare loops are forward, backward, clip,
+AdamW step, nothing else, in fp32 and under bf16 autocast. All run in this one process, alternating,
+so that machine noise hits them alike; the ratios are the figures that matter. On CUDA it also
+reports model FLOPs utilisation and peak memory. Where the CPU has no bf16 instructions, bf16 is
+emulated and 10-20x slower: it is timed once (--bf16-repeats) so that the run stays short.
 
-Results are written to benchmarks/results/train_step_<device>.json (and train_step_compile_<device>.json).
+Results are written to benchmarks/results/train_step_<device>.json (and train_step_compile_<device>.json);
+on a CPU the name also says which CPU, e.g. train_step_cpu-amd-epyc-no-bf16.json, so that the
+figures of different machines sit side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -55,6 +62,14 @@ def cpu_facts() -> dict:
     return {"model": cpu_model(), "bf16_in_hardware": training.cpu_supports_bf16(), **{f: f in flags for f in wanted}}
 
 
+def cpu_tag() -> str:
+    """A file-name tag for this CPU: its model and what it has for bf16, e.g. 'intel-xeon-processor-amx'."""
+    flags = cpu_flags()
+    kind = "amx" if "amx_tile" in flags else "avx512bf16" if "avx512_bf16" in flags else "no-bf16"
+    words = re.sub(r"\(r\)|\(tm\)|cpu|@.*", "", (cpu_model() or "unknown").lower())
+    return "-".join(re.findall(r"[a-z0-9]+", words) + [kind])
+
+
 def time_steps(step, n: int) -> list[float]:
     times = []
     for _ in range(n):
@@ -78,15 +93,16 @@ def notebook_step(name: str, batch: torch.Tensor, precision: str):
     return lambda: training.train_step(accelerator, model, optimizer, batch, len(batch), 1e-4, 1.0, cpu_bf16)
 
 
-def bare_fp32_step(name: str, batch: torch.Tensor):
-    """Forward, backward, clip, AdamW: nothing else, in fp32."""
+def bare_step(name: str, batch: torch.Tensor, bf16: bool = False):
+    """Forward, backward, clip, AdamW: nothing else, in fp32 (or the forward under bf16 autocast)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_model(name, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=torch.cuda.is_available())
 
     def step():
         x = batch.to(device)
-        loss = model(input_ids=x, labels=x).loss
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = model(input_ids=x, labels=x).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -95,23 +111,29 @@ def bare_fp32_step(name: str, batch: torch.Tensor):
     return step
 
 
-def bench_size(name: str, batch_size: int, block_size: int, repeats: int) -> dict:
+def bench_size(name: str, batch_size: int, block_size: int, repeats: int, bf16_repeats: int) -> dict:
     batch = torch.randint(0, DEFAULT_VOCAB_SIZE, (batch_size, block_size))
-    fast = training.choose_precision()
+    cuda = torch.cuda.is_available()
+    # The choice notebook 03 makes: on a CPU with bf16 instructions it times this model in both.
+    measured = {}
+    auto, why = training.choose_precision(
+        "auto", measure=lambda: measured.setdefault("t", training.time_cpu_precisions(build_model(name, "cpu"), batch)))
     # Accelerate allows one mixed precision per process, so on a GPU the notebook's step runs in its
     # own precision only, against the bare fp32 loop; on a CPU (Accelerate's "no" either way) both.
-    precisions = [fast] if torch.cuda.is_available() else list(dict.fromkeys(["fp32", fast]))
-    steps = {"bare_fp32": bare_fp32_step(name, batch)}
-    for precision in precisions:
+    steps = {"bare_fp32": bare_step(name, batch)}
+    if not cuda:
+        steps["bare_bf16"] = bare_step(name, batch, bf16=True)
+    for precision in [auto] if cuda else ["fp32", "bf16"]:
         steps[f"notebook_{precision}"] = notebook_step(name, batch, precision)
     for step in steps.values():
         time_steps(step, 1)  # warm-up
-    if torch.cuda.is_available():
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
     times = {key: [] for key in steps}
-    for _ in range(repeats):  # alternate, so that noise hits all alike
+    for round_ in range(repeats):  # alternate, so that noise hits all alike
         for key, step in steps.items():
-            times[key] += time_steps(step, 1)
+            if "bf16" not in key or cuda or round_ < bf16_repeats:
+                times[key] += time_steps(step, 1)
 
     tokens = batch_size * block_size
     s = SIZES[name]
@@ -126,8 +148,13 @@ def bench_size(name: str, batch_size: int, block_size: int, repeats: int) -> dic
     for key in times:
         if key != "bare_fp32":
             row[f"{key}_vs_bare_fp32"] = round(bare / statistics.median(times[key]), 3)
-    fastest = statistics.median(times[f"notebook_{fast}"])
-    row["notebook_precision"] = fast
+    chosen = statistics.median(times[f"notebook_{auto}"])
+    row.update(auto_precision=auto, auto_why=why, threads=torch.get_num_threads())
+    if not cuda:  # was "auto"'s choice the faster of the notebook's two steps?
+        faster = min(statistics.median(times["notebook_fp32"]), statistics.median(times["notebook_bf16"]))
+        row["auto_vs_faster"] = round(faster / chosen, 3)
+        row["auto_was_faster"] = row["auto_vs_faster"] >= 0.97
+    fastest = chosen
     row["achieved_tflops"] = round(flops / fastest / 1e12, 3)
     if torch.cuda.is_available():
         gpu = torch.cuda.get_device_name()
@@ -140,7 +167,8 @@ def bench_size(name: str, batch_size: int, block_size: int, repeats: int) -> dic
 def bench_compile(name: str, batch_size: int, block_size: int, repeats: int, budget_s: float) -> dict:
     """torch.compile on the bare step in the default precision: what compiling costs and what it saves."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(training.choose_precision())
+    precision = training.choose_precision()[0]  # on a CPU: fp32 (this does not time bf16)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     batch = torch.randint(0, DEFAULT_VOCAB_SIZE, (batch_size, block_size), device=device)
     models = {"eager": build_model(name, device)}
     models["compiled"] = torch.compile(build_model(name, device))
@@ -163,7 +191,7 @@ def bench_compile(name: str, batch_size: int, block_size: int, repeats: int, bud
     compile_s = first["compiled"] - compiled
     saved_per_step = eager - compiled
     breakeven = compile_s / saved_per_step if saved_per_step > 0 else None
-    return {"size": name, "precision": training.choose_precision(), "eager_step_s": round(eager, 4),
+    return {"size": name, "precision": precision, "eager_step_s": round(eager, 4),
             "compiled_step_s": round(compiled, 4), "speed_up": round(eager / compiled, 3),
             "compile_s": round(compile_s, 1), "breakeven_steps": breakeven and round(breakeven, 1),
             "steps_in_budget_eager": int(budget_s / eager),
@@ -177,6 +205,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--block-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--bf16-repeats", type=int, help="timed bf16 steps per size on a CPU (default: --repeats "
+                        "where the CPU has bf16 instructions, else 1: emulated bf16 is very slow)")
     parser.add_argument("--note", default="", help="conditions worth recording, e.g. other jobs sharing the machine")
     parser.add_argument("--compile", action="store_true", help="measure torch.compile instead")
     parser.add_argument("--budget-s", type=float, default=60.0, help="with --compile: the quick profile's budget")
@@ -187,7 +217,8 @@ def main() -> None:
         if args.compile:
             row = bench_compile(name, args.batch_size, args.block_size, args.repeats, args.budget_s)
         else:
-            row = bench_size(name, args.batch_size, args.block_size, args.repeats)
+            bf16_repeats = args.bf16_repeats or (args.repeats if training.cpu_supports_bf16() else 1)
+            row = bench_size(name, args.batch_size, args.block_size, args.repeats, bf16_repeats)
         rows.append(row)
         print(json.dumps(row), flush=True)
     result = {
@@ -197,8 +228,10 @@ def main() -> None:
         "repeats": args.repeats,
         "measured": time.strftime("%Y-%m-%d"),
         "note": args.note,
+        "threads": torch.get_num_threads(),
         "rows": rows,
     }
+    device = f"cpu-{cpu_tag()}" if device == "cpu" else device
     name = f"train_step_compile_{device}.json" if args.compile else f"train_step_{device}.json"
     path = atomic_write_json(ROOT / "benchmarks" / "results" / name, result)
     print(f"written to {path}")

@@ -49,3 +49,24 @@ def cpu_model() -> str | None:
 def cpu_flags() -> set[str]:
     """The CPU's instruction-set flags (avx512_bf16, amx_tile, ...); empty where /proc/cpuinfo does not exist."""
     return set((_cpuinfo_field("flags") or "").split())
+
+
+def physical_cores() -> int | None:
+    """Physical cores this process may use: hyper-threads of one core count once (the distinct
+    `physical id`, `core id` pairs of /proc/cpuinfo among the CPUs we may run on); elsewhere the
+    logical count, or None."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        allowed = None
+    try:
+        blocks = Path("/proc/cpuinfo").read_text().split("\n\n")
+    except OSError:
+        return len(allowed) if allowed else os.cpu_count()
+    cores = set()
+    for block in blocks:
+        fields = dict(line.split(":", 1) for line in block.splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        if "processor" in fields and (allowed is None or int(fields["processor"]) in allowed):
+            cores.add((fields.get("physical id"), fields.get("core id", fields["processor"])))
+    return len(cores) or os.cpu_count()

@@ -116,6 +116,18 @@ def settings_sources(model_size: str, profile: str, finetune: bool = False, **ov
     return sources
 
 
+def check_seed(seed) -> int:
+    """`seed` as a whole number that every library accepts (NumPy's limit: 0 to 2**32 - 1), or a
+    ValueError that says so."""
+    try:
+        number = int(seed)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(seed, bool) or float(seed) != number or not 0 <= number < 2**32:
+        raise ValueError(f"seed={seed!r}: choose a whole number from 0 to 2**32 - 1 (4294967295), e.g. 1894")
+    return number
+
+
 def with_step_count(settings: dict, max_steps: int) -> dict:
     """`settings` with `max_steps` set, and what depends on it (quick profile: two evaluations, a
     checkpoint mid-way, 10% warm-up) filled in where the profile left it open (None)."""
@@ -312,26 +324,130 @@ def cpu_supports_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
-def choose_precision(requested: str = "auto") -> str:
-    """The training precision: 'fp32', 'bf16' or 'fp16'.
-
-    'auto' picks bf16 on GPUs that have it (Ampere and newer) and on CPUs with bf16 instructions,
-    fp16 with loss scaling on older GPUs (a T4), and fp32 elsewhere. Weights, optimizer state and
-    evaluation stay fp32 in every case: only the training step's matrix products run in 16 bits.
-    """
+def check_precision(requested: str) -> str:
+    """`requested` in lower case, or a ValueError that lists the valid values."""
     requested = str(requested).strip().lower()
     if requested not in PRECISIONS:
         raise ValueError(f"precision={requested!r}: choose one of {', '.join(PRECISIONS)}")
-    cuda = torch.cuda.is_available()
-    if requested == "fp16" and not cuda:
+    if requested == "fp16" and not torch.cuda.is_available():
         raise ValueError("precision='fp16' needs a CUDA GPU; on a CPU use 'bf16' (if it has bf16 instructions) "
                          "or 'fp32'")
+    return requested
+
+
+# "auto" on a CPU keeps fp32 unless bf16 is measured faster than this (3%): a tie is not worth the
+# rounding, and two timings of the same step differ by about that much on a quiet machine.
+BF16_MARGIN = 0.03
+
+
+def decide_cpu_precision(fp32_step_s: float, bf16_step_s: float, margin: float = BF16_MARGIN) -> tuple[str, str]:
+    """The faster of two measured training steps, and why in words: bf16 only if it beats fp32 by
+    more than `margin`. E.g. ('bf16', 'bf16 (1.90x fp32, measured)') or ('fp32', 'fp32 (bf16 measured 0.77x)')."""
+    speed_up = fp32_step_s / bf16_step_s
+    if speed_up > 1 + margin:
+        return "bf16", f"bf16 ({speed_up:.2f}x fp32, measured)"
+    return "fp32", f"fp32 (bf16 measured {speed_up:.2f}x)"
+
+
+def choose_precision(requested: str = "auto", measure=None) -> tuple[str, str]:
+    """The training precision, 'fp32', 'bf16' or 'fp16', and the reason for it in words.
+
+    On a GPU, 'auto' is bf16 where it has bf16 (Ampere and newer) and fp16 with loss scaling on
+    older ones (a T4). On a CPU the flags cannot tell whether bf16 is faster: it is 2x faster with
+    AMX and on AMD Zen 4, and slower than fp32 on some Xeons that have avx512_bf16. So 'auto' calls
+    `measure()`, which returns the seconds of one training step in fp32 and in bf16, and takes the
+    faster (`decide_cpu_precision`). A CPU without bf16 instructions only emulates it (10 to 20
+    times slower, benchmarks/train_step.py), so there it is fp32 without measuring; so is a CPU
+    with them when there is nothing to measure (`measure=None`). Weights, optimizer state and
+    evaluation stay fp32 in every case: only the training step's matrix products run in 16 bits.
+    """
+    requested = check_precision(requested)
     if requested != "auto":
-        return requested
-    if cuda:
-        major, _ = torch.cuda.get_device_capability()
-        return "bf16" if major >= 8 else "fp16"
-    return "bf16" if cpu_supports_bf16() else "fp32"
+        return requested, f"{requested} (requested)"
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        chosen = "bf16" if major >= 8 else "fp16"
+        return chosen, f"{chosen} (auto: GPU compute capability {major}.{minor})"
+    if not cpu_supports_bf16():
+        return "fp32", "fp32 (auto: this CPU has no bf16 instructions)"
+    if measure is None:
+        return "fp32", "fp32 (auto: bf16 not measured)"
+    return decide_cpu_precision(*measure())
+
+
+def auto_precision_label() -> str:
+    """What precision="auto" trains in here, for a label written before any run: the precision on a
+    GPU or a CPU without bf16 instructions; on a CPU with them, 'auto' (measured by each run)."""
+    if not torch.cuda.is_available() and cpu_supports_bf16():
+        return "auto"
+    return choose_precision()[0]
+
+
+def time_cpu_precisions(model, batch: torch.Tensor, grad_clip: float = 1.0, rounds: int = 3) -> tuple[float, float]:
+    """Seconds of one training step of `model` on `batch` in fp32 and under bf16 autocast: the median
+    of `rounds` steps each, alternating so that machine noise hits both alike, after a warm-up step
+    each. Timed on a copy, with the random number generators restored afterwards."""
+    with torch.random.fork_rng():
+        twin = copy.deepcopy(model).train()
+        optimizer = torch.optim.AdamW(twin.parameters(), lr=0.0)  # lr 0: timing only
+
+        def step(dtype):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+                loss = twin(input_ids=batch, labels=batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(twin.parameters(), grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        times = {"fp32": [], "bf16": []}
+        for dtype in times:
+            step(dtype)  # warm-up: memory allocation, kernel choice
+        for _ in range(rounds):
+            for dtype in times:
+                times[dtype].append(_seconds(lambda d=dtype: step(d)))
+    return tuple(sorted(t)[len(t) // 2] for t in times.values())
+
+
+def precision_for_run(requested: str, model, batch: torch.Tensor, cache: Path, key: str,
+                      grad_clip: float = 1.0) -> dict:
+    """`choose_precision` for notebook 03, with the measurement (where there is one) kept in `cache`
+    under `key` (machine, size, batch shape): a rerun or a resumed run of the same size on the same
+    machine reuses it, and so trains in the same precision. Returns {"precision", "why", and the
+    step times in seconds where measured}."""
+    cache = Path(cache)
+    known = read_json(cache) if cache.exists() else {}
+    timed = {}
+
+    def measure():
+        if key not in known:
+            fp32_s, bf16_s = time_cpu_precisions(model, batch, grad_clip)
+            known[key] = {"fp32_step_s": round(fp32_s, 4), "bf16_step_s": round(bf16_s, 4)}
+            atomic_write_json(cache, known)
+        timed.update(known[key])
+        return timed["fp32_step_s"], timed["bf16_step_s"]
+
+    precision, why = choose_precision(requested, measure)
+    return {"precision": precision, "why": why, **timed}
+
+
+def precision_cache_key(size: str, batch: torch.Tensor) -> str:
+    """Which measurements are the same: this machine (host, CPU, threads, torch), this size, this batch."""
+    import socket
+
+    from .environment import cpu_model
+
+    return (f"{socket.gethostname()} | {cpu_model()} | {torch.get_num_threads()} threads | torch {torch.__version__}"
+            f" | {size} | {tuple(batch.shape)}")
+
+
+def use_physical_cores() -> str:
+    """Give torch one thread per physical core (hyper-threads slow matrix products down), and say so."""
+    from .environment import physical_cores
+
+    cores = physical_cores()
+    if cores and not torch.cuda.is_available():
+        torch.set_num_threads(cores)
+    return f"{torch.get_num_threads()} threads ({cores or 'unknown'} physical cores)"
 
 
 def accelerate_mixed_precision(precision: str) -> str:
@@ -536,7 +652,7 @@ def estimate_seconds(model_size: str, profile: str, timed_steps: int = 2) -> tup
                                        eos_token_id=0)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batch = torch.randint(0, DEFAULT_VOCAB_SIZE, (settings["batch_size"], settings["block_size"]), device=device)
-    precision = choose_precision()
+    precision, _ = choose_precision()  # on a CPU fp32: bf16 is used only where measured faster
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     times = []
     for _ in range(timed_steps + 1):
@@ -553,3 +669,17 @@ def estimate_seconds(model_size: str, profile: str, timed_steps: int = 2) -> tup
     steps = settings["max_steps"]
     how = f"{step_s:.2f} s a step measured here, {steps} steps{' at most' if profile == 'full' else ''}"
     return step_s * steps * 7 / 6 + STARTUP_S, how
+
+
+# torch.compile made a CPU training step 1.19-1.22x faster after 34-41 s of compiling (issue 16's
+# measurement, benchmarks/train_step.py --compile). The quick profile's minute cannot pay that back
+# (a 1.2x faster step saves at most 10 s of 60), and the smoke profile tests plumbing.
+def compile_choice(profile: str, device: str) -> dict:
+    """Whether notebook 03 compiles the model, and why, in words (recorded in metrics.json)."""
+    if profile == "smoke":
+        return {"compiled": False, "why": "smoke profile: never compiled"}
+    if profile == "quick":
+        return {"compiled": False, "why": "quick profile: ~35 s of compiling cannot pay back in a 60 s budget "
+                "(steps 1.2x faster save at most 10 s)"}
+    return {"compiled": False, "why": f"not compiled: notebook 03 trains eagerly on {device} (torch.compile "
+            "is measured by benchmarks/train_step.py --compile, not yet used by the full profile)"}

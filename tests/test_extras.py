@@ -177,4 +177,4 @@ def test_finetune_figure_and_executed_training(finetuned):
     assert (out.figures / "06_finetune_vs_scratch.png").exists()
     assert (out.executed / "03_train_finetuned_tiny-gpt2.ipynb").exists()
     label = json.loads(out.results_json.read_text())["finetune"]["label"]
-    assert label == f"smoke, CPU, {training.choose_precision()}"
+    assert label == f"smoke, CPU, {training.auto_precision_label()}"

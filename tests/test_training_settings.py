@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from junglegpt import environment, training
 
@@ -57,26 +58,67 @@ def test_out_of_memory_with_one_sequence_says_what_to_do():
 
 
 @pytest.mark.parametrize("cuda, capability, cpu_bf16, expected", [
-    (False, None, False, "fp32"), (False, None, True, "bf16"),
-    (True, (7, 5), True, "fp16"), (True, (8, 0), False, "bf16"), (True, (9, 0), False, "bf16")])
-def test_auto_precision_bf16_where_the_hardware_has_it_fp16_on_a_t4(monkeypatch, cuda, capability, cpu_bf16, expected):
+    (False, None, False, "fp32"), (True, (7, 5), True, "fp16"), (True, (8, 0), False, "bf16"),
+    (True, (9, 0), False, "bf16")])
+def test_auto_precision_on_gpus_by_capability_and_fp32_on_cpus_without_bf16(monkeypatch, cuda, capability, cpu_bf16,
+                                                                             expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
     monkeypatch.setattr(training, "cpu_supports_bf16", lambda: cpu_bf16)
-    assert training.choose_precision("auto") == expected
+    never = lambda: pytest.fail("measured where no measurement is needed")  # noqa: E731
+    assert training.choose_precision("auto", measure=never)[0] == expected
     # On a CPU, Accelerate's own autocast stays off: notebook 03 applies bf16 to the training step only.
     assert training.accelerate_mixed_precision(expected) == (expected if cuda else "no")
+
+
+@pytest.mark.parametrize("fp32_s, bf16_s, expected, why", [
+    (1.0, 1 / 2.10, "bf16", "bf16 (2.10x fp32, measured)"),  # AMX (issue 16's machine)
+    (1.0, 1 / 2.32, "bf16", "bf16 (2.32x fp32, measured)"),  # AMD Zen 4
+    (1.0, 1 / 0.77, "fp32", "fp32 (bf16 measured 0.77x)"),  # a Xeon with avx512_bf16 and no AMX
+    (1.0, 1 / 1.02, "fp32", "fp32 (bf16 measured 1.02x)"),  # within the margin: fp32
+])
+def test_auto_precision_on_a_cpu_with_bf16_takes_the_measured_faster(monkeypatch, fp32_s, bf16_s, expected, why):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: True)
+    assert training.choose_precision("auto", measure=lambda: (fp32_s, bf16_s)) == (expected, why)
+    assert training.choose_precision("bf16", measure=lambda: (1.0, 9.0))[0] == "bf16"  # an explicit choice wins
+
+
+def test_precision_measurement_is_cached_per_machine_and_size(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: True)
+    calls = []
+    monkeypatch.setattr(training, "time_cpu_precisions", lambda *a, **k: calls.append(1) or (1.0, 0.5))
+    cache = tmp_path / "precision_cache.json"
+    first = training.precision_for_run("auto", None, None, cache, key="host | 15M")
+    again = training.precision_for_run("auto", None, None, cache, key="host | 15M")
+    other = training.precision_for_run("auto", None, None, cache, key="host | 37M")
+    assert first == again == other == {"precision": "bf16", "why": "bf16 (2.00x fp32, measured)",
+                                       "fp32_step_s": 1.0, "bf16_step_s": 0.5}
+    assert len(calls) == 2  # once per size
+
+
+def test_cpu_precision_timing_measures_both_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=2))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = torch.randint(0, 64, (2, 16))
+    state = torch.random.get_rng_state()
+    fp32_s, bf16_s = training.time_cpu_precisions(model, batch, rounds=1)
+    assert fp32_s > 0 and bf16_s > 0
+    assert all(v.equal(before[k]) for k, v in model.state_dict().items())
+    assert torch.random.get_rng_state().equal(state)
 
 
 def test_precision_can_be_forced_and_bad_values_are_refused(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(training, "cpu_supports_bf16", lambda: True)
-    assert training.choose_precision("fp32") == "fp32"
-    assert training.choose_precision(" BF16 ") == "bf16"
+    assert training.choose_precision("fp32") == ("fp32", "fp32 (requested)")
+    assert training.choose_precision(" BF16 ")[0] == "bf16"
     with pytest.raises(ValueError, match="needs a CUDA GPU"):
         training.choose_precision("fp16")
     with pytest.raises(ValueError, match="choose one of auto, fp32, bf16, fp16"):
-        training.choose_precision("half")
+        training.check_precision("half")
 
 
 def test_cpu_bf16_detection_falls_back_to_cpuinfo_flags(monkeypatch, tmp_path):
