@@ -263,6 +263,15 @@ def download(url: str, dest: Path, known: KnownText, timeout: float = 30.0, retr
                           f"{last_error}") from last_error
 
 
+def local_copy(known: KnownText, raw_dir: Path | None = None) -> Path | None:
+    """The copy of `known` that `find_text` would read, if there is one on this machine (nothing is
+    downloaded or checked): how run_all recognises that a book changed."""
+    for path in local_candidates(known, raw_dir):
+        if path.is_file():
+            return path
+    return find_in_kaggle_input(known)
+
+
 def find_text(known: KnownText, raw_dir: Path | None = None, urls: tuple[str, ...] | None = None,
               timeout: float = 20.0, retries: int = 3, total_timeout: float = 55.0) -> Path:
     """Return the path of a checked local copy of `known`, downloading it into `raw_dir` if needed.

@@ -74,6 +74,59 @@ def ensure_split_and_tokenizer(out: OutputDirs, profile: str, tokenizer: bool = 
             execute(out, name, name, {"profile": profile})
 
 
+def model_problem(folder: Path) -> str | None:
+    """Why the model saved in `folder` cannot be used, in words; None if it loads: every weight
+    present with the shape its config.json says, and its tokenizer. A model folder that exists but
+    does not load (a file cut short by a full disk or an interrupted copy, a weight file from
+    another size, a tokenizer file deleted) is not a finished model."""
+    import contextlib
+    import io
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    folder = Path(folder)
+    if not (folder / "config.json").exists():
+        return f"{folder} holds no model (no config.json)"
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the loading report would print a table; we say it in one line
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            _, info = AutoModelForCausalLM.from_pretrained(folder, output_loading_info=True)
+            AutoTokenizer.from_pretrained(folder)
+    except Exception as err:  # any damage: a truncated file, wrong shapes, a missing file
+        return f"{folder} cannot be loaded ({type(err).__name__}: {str(err).strip().splitlines()[0][:160]})"
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    wrong = sorted(info["missing_keys"]) + sorted(info["unexpected_keys"]) + sorted(info["mismatched_keys"])
+    if wrong:
+        return f"{folder} does not match its config.json ({len(wrong)} weights missing or extra, e.g. {wrong[0]})"
+    return None
+
+
+def finished_before(model_dir: Path, signature: dict, force: bool = False) -> tuple[bool, str]:
+    """Whether notebook 03 can skip this run: (True, why) if `model_dir` holds a model trained with
+    this `signature` that loads; else (False, why it must train), e.g. "force=True"."""
+    from .io import DamagedFileError
+
+    metrics_path = Path(model_dir) / "metrics.json"
+    if force:
+        return False, "force=True"
+    if not metrics_path.exists():
+        return False, "it has not finished before"
+    try:
+        saved = read_json(metrics_path)
+    except DamagedFileError:
+        return False, f"{metrics_path} is damaged"
+    changed = [key for key in signature if saved.get(key) != signature[key]]
+    if changed:
+        return False, f"it was trained with other settings or inputs ({', '.join(changed)} differ)"
+    problem = model_problem(model_dir)
+    if problem:
+        return False, f"its saved model is damaged: {problem}"
+    return True, f"it finished before with these settings ({metrics_path})"
+
+
 def trained_sizes(out: OutputDirs) -> list[str]:
     """The sizes with a trained model in OUT/models (those attached on Kaggle are linked in there)."""
     from .sizes import SIZES
@@ -94,6 +147,12 @@ def ensure_trained(out: OutputDirs, profile: str, train_if_none: str = "1M") -> 
     from .training import estimate_seconds
 
     have = trained_sizes(out)
+    damaged = {size: problem for size in have if (problem := model_problem(out.model(size)))}
+    if damaged:
+        sizes = ",".join(damaged)
+        raise RuntimeError("a trained model cannot be used:\n  " + "\n  ".join(damaged.values()) + "\n"
+                           f"Retrain it: ./run_all.sh --sizes {sizes} (a size that does not load is retrained), "
+                           f"or run 03_train.ipynb with model_size=\"{next(iter(damaged))}\".")
     if have:
         return have
     if not train_if_none:

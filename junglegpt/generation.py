@@ -95,10 +95,12 @@ def checked_numbers(request: Request) -> Request:
     return replace(request, **values)
 
 
-def prepare(request: Request, tokenizer, context: int) -> Prepared:
-    """Check a request and turn it into model inputs and `generate` arguments, with notes for the user."""
-    notes = []
+def checked(request: Request) -> Request:
+    """The request with every setting checked (numbers, and each in its range), or a
+    GenerationInputError whose message says which setting is wrong and what would do."""
     request = checked_numbers(request)
+    if not isinstance(request.prompt, str):
+        raise GenerationInputError(f"prompt={request.prompt!r}: give the prompt as text, e.g. \"Deep in the jungle\"")
     if not 1 <= int(request.max_new_tokens) <= 1000:
         raise GenerationInputError(f"max_new_tokens={request.max_new_tokens}: choose between 1 and 1000.")
     if not 0 < request.top_p <= 1:
@@ -109,6 +111,14 @@ def prepare(request: Request, tokenizer, context: int) -> Prepared:
     if request.temperature > MAX_TEMPERATURE:
         raise GenerationInputError(f"temperature={request.temperature}: above {MAX_TEMPERATURE} the text is noise; "
                                    "try 0.5 to 1.2 (0 or below means greedy).")
+    return request
+
+
+def prepare(request: Request, tokenizer, context: int) -> Prepared:
+    """Check a request and turn it into model inputs and `generate` arguments, with notes for the user:
+    an empty prompt starts from <|endoftext|>, and a prompt too long for the context keeps its end."""
+    notes = []
+    request = checked(request)
     sampling = request.temperature > 0
     if not sampling:
         notes.append(f"temperature={request.temperature} ≤ 0: greedy decoding (always the most likely token); "

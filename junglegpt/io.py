@@ -109,12 +109,24 @@ def update_json(path: str | os.PathLike, entries: dict) -> Path:
     return atomic_write_json(path, {**current, **entries})
 
 
+def remove_entry(path: str | os.PathLike) -> None:
+    """Remove `path` from its folder, whatever it is; a symbolic link is removed itself, never what
+    it points to (on Kaggle that is an attached run's read-only folder)."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike):
     """Yield a temporary folder; on success it replaces `path` in one rename.
 
     Used for checkpoints and model folders: if the process dies inside the block, `path` is either
-    the complete old folder or absent, never a mix.
+    the complete old folder or absent, never a mix. A `path` that is a symbolic link (an earlier
+    run's folder, linked in on Kaggle) is replaced by the new folder: nothing is written, renamed or
+    deleted through the link.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,13 +136,11 @@ def atomic_directory(path: str | os.PathLike):
         with _explain_disk_full(path):
             yield tmp
         old = path.with_name(f".{path.name}.old")
-        if path.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(path, old)
+        remove_entry(old)  # left by a run killed between the two renames below
+        if path.is_symlink() or path.exists():
+            os.replace(path, old)  # a link is renamed as a link
         os.replace(tmp, path)
-        if old.exists():
-            shutil.rmtree(old)
+        remove_entry(old)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

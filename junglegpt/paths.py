@@ -129,7 +129,9 @@ def link_attached_outputs(out: OutputDirs) -> list[str]:
 
     On Kaggle each notebook runs in its own session; attach an earlier notebook's output as data,
     and its split (data/train.txt, val.txt), tokenizer/ and models/<size>/ are found here as if
-    that notebook had run in this session. Returns what was linked (nothing elsewhere).
+    that notebook had run in this session. They are read-only inputs: a notebook that remakes one
+    (01's split, 02's tokenizer, 03's size) replaces the link with its own files
+    (`io.atomic_directory`, `replace_link`), never writing through it. Returns what was linked.
     """
     root, linked = kaggle_input_root(), []
     if not root.is_dir():
@@ -144,9 +146,21 @@ def link_attached_outputs(out: OutputDirs) -> list[str]:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.symlink_to(source, target_is_directory=source.is_dir())
                 linked.append(str(dest.relative_to(out.root)))
-    if linked:
-        print(f"found under {root} and linked into {out.root}: {', '.join(linked)}")
+                print(f"linked {dest.relative_to(out.root)} -> {source} (an earlier run, attached as data; "
+                      "read only)")
     return linked
+
+
+def replace_link(path: Path, why: str) -> bool:
+    """If `path` is a link to an attached run's folder, remove the link (never what it points to), say
+    so and why, and return True: the notebook then makes its own `path` instead of writing through it."""
+    path = Path(path)
+    if not path.is_symlink():
+        return False
+    print(f"{path} was linked from {os.readlink(path)}; {why}: making a new one here, the attached copy is left "
+          "as it is")
+    path.unlink()
+    return True
 
 
 def resolve_out_dir(out_dir: str | Path | None = None) -> OutputDirs:
@@ -154,22 +168,26 @@ def resolve_out_dir(out_dir: str | Path | None = None) -> OutputDirs:
 
     An explicit `out_dir` wins; "drive" (on Colab) is a folder on your Google Drive. Otherwise (""
     or "auto"): the repository root when running from a clone, /kaggle/working/junglegpt on Kaggle,
-    /content/junglegpt on Colab, else ./junglegpt-out. On Kaggle, what earlier notebooks left in
-    attached data is linked in (`link_attached_outputs`).
+    /content/junglegpt on Colab, else ./junglegpt-out. On Kaggle with the default folder (only
+    there), what earlier notebooks left in attached data is linked in (`link_attached_outputs`).
     """
     from .environment import on_colab, on_kaggle
 
+    default = str(out_dir or "auto") == "auto"
+    kaggle_default = OutputDirs(Path(os.environ.get(KAGGLE_WORKING_ENV, KAGGLE_WORKING)) / "junglegpt")
     if str(out_dir) == "drive":
         out = OutputDirs(google_drive_out_dir())
-    elif out_dir and str(out_dir) != "auto":
+    elif not default:
         out = OutputDirs(out_dir)
     elif (REPO_ROOT / "pyproject.toml").exists() and NOTEBOOKS_DIR.is_dir():
         out = OutputDirs(REPO_ROOT)
     elif on_kaggle():
-        out = OutputDirs(Path(os.environ.get(KAGGLE_WORKING_ENV, KAGGLE_WORKING)) / "junglegpt")
+        out = kaggle_default
     elif on_colab():
         out = OutputDirs(Path(os.environ.get(COLAB_CONTENT_ENV, COLAB_CONTENT)) / "junglegpt")
     else:
         out = OutputDirs(Path.cwd() / "junglegpt-out")
-    link_attached_outputs(out.make())  # Kaggle: earlier notebooks' outputs, attached as data
+    out.make()
+    if on_kaggle() and (default or out == kaggle_default):  # earlier notebooks' output, attached as data
+        link_attached_outputs(out)
     return out

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import atomic_write_json, file_sha256, read_json
+from .io import DamagedFileError, atomic_write_json, file_sha256, read_json
 from .paths import NOTEBOOKS_DIR, OutputDirs
 from .profiles import PROFILES, resolve_profile
 from .sizes import UnknownSizeError, parse_sizes
@@ -37,14 +37,20 @@ SERIES = (
 )
 PER_SIZE = {"03_train"}
 EXTRAS = {"06_finetune", "07_more_data"}  # the experiments beyond the eight sizes: slower, and optional
-# What each notebook reads from earlier ones: if any of it changes, a finished run is stale.
+# What each notebook reads: if any of it changes, a finished run is stale and runs again. Paths are
+# relative to OUT (a copied or moved OUT reruns nothing); "book:NAME" is a book found by
+# junglegpt.data (in JUNGLE_DATA_DIR, data/raw/ or Kaggle's input), recorded by its title.
+# Notebook 03's sizes are recognised by their own metrics.json instead (`size_stale_reason`).
 UPSTREAM = {
+    "01_data_exploration": ("book:JUNGLE_BOOK", "book:SECOND_JUNGLE_BOOK"),
     "02_tokenizer": ("data/train.txt",),
-    "04_evaluate": ("data/train.txt", "data/val.txt", "tokenizer/tokenizer.json", "models/*/metrics.json"),
-    "05_generate": ("models/*/metrics.json",),
-    "06_finetune": ("data/val.txt", "models/*/metrics.json"),
-    "07_more_data": ("data/train.txt", "data/val.txt", "tokenizer/tokenizer.json", "models/*/metrics.json"),
-    "08_publish": ("models/*/metrics.json", "results.json"),
+    "04_evaluate": ("data/train.txt", "data/val.txt", "tokenizer/tokenizer.json", "models/*/metrics.json",
+                    "models/*/model.safetensors", "book:SECOND_JUNGLE_BOOK"),
+    "05_generate": ("models/*/metrics.json", "models/*/model.safetensors"),
+    "06_finetune": ("data/val.txt", "models/*/metrics.json", "book:SECOND_JUNGLE_BOOK"),
+    "07_more_data": ("data/train.txt", "data/val.txt", "tokenizer/tokenizer.json", "models/*/metrics.json",
+                     "book:SECOND_JUNGLE_BOOK"),
+    "08_publish": ("models/*/metrics.json", "models/*/model.safetensors", "results.json"),
 }
 HEADLESS = {"05_generate": {"interactive": False}}  # papermill has no widget frontend
 
@@ -56,6 +62,7 @@ class Job:
     executed: Path
     label: str
     env: dict = field(default_factory=dict)
+    why: str = ""  # why it runs: "--force", "data/train.txt changed", ...
 
 
 def _done_marker(out: OutputDirs, label: str) -> Path:
@@ -63,45 +70,112 @@ def _done_marker(out: OutputDirs, label: str) -> Path:
 
 
 def is_done(out: OutputDirs, job: Job) -> bool:
+    job.why = stale_reason(out, job) or ""
+    return not job.why
+
+
+def stale_reason(out: OutputDirs, job: Job) -> str | None:
+    """Why `job` must run, in words; None if it finished before with these parameters and inputs."""
     if not job.executed.exists():
-        return False
+        return "not run before"
     if job.notebook in PER_SIZE:
-        return size_is_trained(out, job.parameters["model_size"], job.parameters["profile"])
+        return size_stale_reason(out, job.parameters["model_size"], job.parameters["profile"])
     marker = _done_marker(out, job.label)
-    return marker.exists() and read_json(marker) == _marker_content(job, out)
+    if not marker.exists():
+        return "not run before"
+    try:
+        before = read_json(marker)
+    except DamagedFileError:
+        return "its completion record is damaged"
+    now = _marker_content(job, out)
+    if before.get("parameters") != now["parameters"]:
+        changed = sorted(k for k in {**before.get("parameters", {}), **now["parameters"]}
+                         if before.get("parameters", {}).get(k) != now["parameters"].get(k))
+        return f"its parameters changed ({', '.join(changed)})"
+    if before.get("notebook_sha256") != now["notebook_sha256"]:
+        return "the notebook changed"
+    old = before.get("inputs", {})
+    changed = [name for name in {**old, **now["inputs"]} if old.get(name) != now["inputs"].get(name)]
+    if changed:
+        return f"{', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} changed since it ran"
+    return None
 
 
 def size_is_trained(out: OutputDirs, size: str, profile: str) -> bool:
-    """Whether OUT/models/<size> was trained in this profile on the current training text and tokenizer.
+    return size_stale_reason(out, size, profile) is None
 
-    A size trained before notebook 01 or 02 was rerun (another split, another vocab_size) is stale.
-    """
+
+def size_stale_reason(out: OutputDirs, size: str, profile: str) -> str | None:
+    """Why OUT/models/<size> must be trained (again), in words; None if it was trained in this profile
+    on the current training text and tokenizer, and loads. A size trained before notebook 01 or 02
+    was rerun (another split, another vocab_size) is stale; so is one whose files are damaged."""
+    from .experiments import model_problem
+
     metrics_path = out.model(size) / "metrics.json"
-    if not (metrics_path.exists() and out.train_txt.exists() and (out.tokenizer / "tokenizer.json").exists()):
-        return False
-    metrics = read_json(metrics_path)
-    return (metrics.get("profile") == profile and metrics.get("train_sha256") == file_sha256(out.train_txt)
-            and metrics.get("tokenizer_sha256") == file_sha256(out.tokenizer / "tokenizer.json"))
+    if not metrics_path.exists():
+        return "not trained yet"
+    if not (out.train_txt.exists() and (out.tokenizer / "tokenizer.json").exists()):
+        return "the split or the tokenizer is missing"
+    try:
+        metrics = read_json(metrics_path)
+    except DamagedFileError:
+        return f"{metrics_path.relative_to(out.root)} is damaged"
+    if metrics.get("profile") != profile:
+        return f"trained in the {metrics.get('profile')} profile"
+    if metrics.get("train_sha256") != _sha256(out.train_txt):
+        return "data/train.txt changed since it was trained"
+    if metrics.get("tokenizer_sha256") != _sha256(out.tokenizer / "tokenizer.json"):
+        return "the tokenizer changed since it was trained"
+    problem = model_problem(out.model(size))
+    return f"its saved model is damaged: {problem}" if problem else None
+
+
+_hashes: dict[tuple, str] = {}
+
+
+def _sha256(path: Path) -> str:
+    """file_sha256, remembered for a file whose size and modification time have not changed."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _hashes:
+        _hashes[key] = file_sha256(path)
+    return _hashes[key]
+
+
+def input_hashes(out: OutputDirs, notebook: str) -> dict[str, str]:
+    """The SHA-256 of everything `notebook` reads (UPSTREAM), by its path relative to OUT or its title."""
+    from . import data
+
+    hashes = {}
+    for pattern in UPSTREAM.get(notebook, ()):
+        if pattern.startswith("book:"):
+            known = getattr(data, pattern.removeprefix("book:"))
+            path = data.local_copy(known, out.raw)
+            hashes[known.title] = _sha256(path) if path else "downloaded (no local copy)"
+        else:
+            for path in sorted(out.root.glob(pattern)):
+                hashes[str(path.relative_to(out.root))] = _sha256(path)
+    return hashes
 
 
 def _marker_content(job: Job, out: OutputDirs) -> dict:
-    """What a finished run is recognised by: its parameters, the notebook's source and its inputs.
+    """What a finished run is recognised by: its parameters (less the output folder, so that a copied
+    OUT is still finished), the notebook's source and the hash of each input.
 
-    Editing the notebook, or retraining a size that notebook 04 evaluated, makes the run stale.
+    Editing the notebook, changing a book, or retraining a size that notebook 04 evaluated makes the
+    run stale.
     """
     source = (NOTEBOOKS_DIR / f"{job.notebook}.ipynb").read_bytes()
-    inputs = hashlib.sha256()
-    for pattern in UPSTREAM.get(job.notebook, ()):
-        for path in sorted(out.root.glob(pattern)):
-            inputs.update(str(path.relative_to(out.root)).encode() + path.read_bytes())
-    return {"parameters": job.parameters, "notebook_sha256": hashlib.sha256(source).hexdigest(),
-            "inputs_sha256": inputs.hexdigest()}
+    parameters = {k: v for k, v in job.parameters.items() if k != "out_dir"}
+    return {"parameters": parameters, "notebook_sha256": hashlib.sha256(source).hexdigest(),
+            "inputs": input_hashes(out, job.notebook)}
 
 
 def run_job(job: Job) -> tuple[bool, float, str]:
     """Execute one notebook with papermill in a child process; return (ok, seconds, error tail)."""
     job.executed.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
+    cmd = [  # papermill, and with it its kernel, die with this process (junglegpt/die_with_parent.py)
+        sys.executable, "-m", "junglegpt.die_with_parent", str(os.getpid()),
         sys.executable, "-m", "papermill", str(NOTEBOOKS_DIR / f"{job.notebook}.ipynb"), str(job.executed),
         "--cwd", str(NOTEBOOKS_DIR), "--kernel", "python3", "--no-progress-bar",
     ]
@@ -122,7 +196,7 @@ def run_job(job: Job) -> tuple[bool, float, str]:
 
 
 def announce_and_run(job: Job) -> tuple[bool, float, str]:
-    print(f"  {job.label:<22} running ...", flush=True)
+    print(f"  {job.label:<22} running ({job.why or 'not run before'}) ...", flush=True)
     return run_job(job)
 
 
@@ -141,9 +215,9 @@ def plan(out: OutputDirs, profile: str, sizes: list[str], force: bool = False, p
             for size in sizes:
                 label = f"{name}_{size}"
                 params = {**base, "model_size": size, **({"force": True} if force else {})}
-                jobs.append(Job(name, params, out.executed / f"{label}.ipynb", label))
+                jobs.append(Job(name, params, out.executed / f"{label}.ipynb", label, why="--force" if force else ""))
         else:
-            jobs.append(Job(name, base, out.executed / f"{name}.ipynb", name))
+            jobs.append(Job(name, base, out.executed / f"{name}.ipynb", name, why="--force" if force else ""))
     return jobs
 
 
@@ -166,6 +240,7 @@ def out_dir_problem(out: str) -> str | None:
 
 
 LOCK_NAME = ".junglegpt-run.lock"
+UNREADABLE_LOCK_S = 3.0  # a run writes its lock within milliseconds of making it
 
 
 class OutInUseError(RuntimeError):
@@ -192,14 +267,23 @@ def exclusive_use(out: OutputDirs, on_note=print):
     """
     lock = out.root / LOCK_NAME
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    unreadable_since = None
     while True:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             try:
                 holder = json.loads(lock.read_text(encoding="utf-8"))
+                if not isinstance(holder, dict):
+                    raise ValueError("not a lock")
             except (OSError, ValueError):
-                holder = {}  # being written this instant, or damaged: look again
+                holder = {}  # being written this instant (a run starting), or damaged: look again
+                unreadable_since = unreadable_since or time.monotonic()
+                if time.monotonic() - unreadable_since > UNREADABLE_LOCK_S:
+                    raise OutInUseError(
+                        f"{lock} is empty or unreadable, so it names no run: a run that was stopped while starting "
+                        f"left it, or it was damaged. If no other run is using {out.root}, delete that file and run "
+                        "again.") from None
                 time.sleep(0.2)
             if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
                     and not _process_alive(holder["pid"]):

@@ -84,10 +84,12 @@ def get_size(name: str) -> ModelSize:
 
 
 def parse_sizes(spec: str) -> list[str]:
-    """'all' or a comma-separated list ('1M,3M') -> size names, in table order."""
-    if spec.strip().lower() == "all":
+    """'all' or a comma-separated list ('1M,3M') -> size names, in table order; 'all' in a list
+    ('all,1M') is all of them too."""
+    parts = [part.strip() for part in str(spec).split(",") if part.strip()]
+    if any(part.lower() == "all" for part in parts):
         return list(SIZES)
-    wanted = {get_size(part).name for part in spec.split(",") if part.strip()}
+    wanted = {get_size(part).name for part in parts}
     if not wanted:
         raise UnknownSizeError(f"no size given: use 'all' or a list such as 1M,3M (valid: {', '.join(SIZES)}).")
     return [name for name in SIZES if name in wanted]

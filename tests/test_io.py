@@ -96,7 +96,9 @@ def test_an_earlier_notebooks_output_attached_on_kaggle_is_linked_in(tmp_path, m
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{}")
     monkeypatch.setenv(paths.KAGGLE_INPUT_ENV, str(tmp_path / "input"))
-    here = tmp_path / "working"
+    monkeypatch.setenv(paths.KAGGLE_WORKING_ENV, str(tmp_path / "working"))
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    here = tmp_path / "working" / "junglegpt"  # Kaggle's default output folder
     (here / "models" / "7M").mkdir(parents=True)  # trained here already: kept
     out = paths.resolve_out_dir(here)
     assert (out.model("1M") / "metrics.json").exists() and out.train_txt.exists() and out.tokenizer.is_dir()
