@@ -61,6 +61,38 @@ def ppmd_bpb(train: bytes, val: bytes, order: int) -> float:
     return 8 * (ppmd_size(train + val, order) - ppmd_size(train, order)) / len(val)
 
 
+def ppmd_static_bpb(train: bytes, text: bytes, order: int, chunk_bytes: int = 1024) -> float:
+    """PPMd scored frozen, as our models are scored statically: for each `chunk_bytes` piece of `text`,
+    a fresh PPMd that has read `train` (and nothing of `text`), so it never learns while it reads.
+    Beside `ppmd_bpb` (which keeps learning) it shows what adapting is worth to PPMd."""
+    base = ppmd_size(train, order)
+    extra = sum(ppmd_size(train + text[i : i + chunk_bytes], order) - base for i in range(0, len(text), chunk_bytes))
+    return 8 * extra / len(text)
+
+
+def zpaq_size(data: bytes, method: int = 5) -> int | None:
+    """Bytes of a zpaq archive (context mixing, `-m5`) holding `data`; None where the `zpaq` program
+    is not installed (Kaggle, Colab: it is optional there; ./run_tests.sh installs it)."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    if shutil.which("zpaq") is None:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "t").write_bytes(data)
+        subprocess.run(["zpaq", "a", "a.zpaq", "t", f"-m{method}"], cwd=folder, check=True, capture_output=True)
+        return (Path(folder) / "a.zpaq").stat().st_size
+
+
+def zpaq_bpb(train: bytes, text: bytes, method: int = 5) -> float | None:
+    """Bits per byte that zpaq spends on `text` after having read `train` (measured like
+    `compressor_bpb`); None where zpaq is not installed."""
+    with_text, alone = zpaq_size(train + text, method), zpaq_size(train, method)
+    return None if alone is None else 8 * (with_text - alone) / len(text)
+
+
 def ppmd_order_study(train: bytes, val: bytes, held_back: float = 0.1) -> tuple[int, list[dict]]:
     """Choose PPMd's order without looking at `val`, and score every order on both.
 

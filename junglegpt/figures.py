@@ -62,6 +62,38 @@ def bpb_vs_size(rows: list[dict], baselines: list[dict], profile: str):
     return fig
 
 
+def dynamic_vs_size(rows: list[dict], compressors: list[dict]):
+    """Static (frozen) and dynamic (learning while reading) bits per byte against parameters, one panel
+    for validation and one for the held-out book, with the compressors as horizontal lines: dashed
+    for static PPMd, solid for PPMd and zpaq as they run (learning)."""
+    rows = _in_size_order(rows)
+    x = [r["params"] / 1e6 for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for ax, split, title in zip(axes, ("val", "heldout"), ("Validation", "The Second Jungle Book (held out)"),
+                                strict=True):
+        static, learning = [r[f"{split}_static_bpb"] for r in rows], [r[f"{split}_dynamic_bpb"] for r in rows]
+        ax.plot(x, static, "o--", color="C0", label="our sizes, frozen (static)", zorder=3)
+        ax.plot(x, learning, "o-", color="C3", label="our sizes, learning as they read (dynamic)", zorder=3)
+        for xi, r, y in zip(x, rows, learning, strict=True):
+            ax.annotate(r["size"], (xi, y), textcoords="offset points", fontsize=7, ha="center", xytext=(0, -13))
+        lines = []
+        for i, c in enumerate(row for row in compressors if row["text"] == split):
+            if c.get("static_bpb") is not None:
+                lines.append((c["static_bpb"], "--", f"C{i + 4}", f"{c['compressor']}, static"))
+            if c.get("dynamic_bpb") is not None:
+                lines.append((c["dynamic_bpb"], "-", f"C{i + 4}", f"{c['compressor']}, learning"))
+        for y, style, color, label in lines:
+            ax.axhline(y, ls=style, lw=1.2, color=color, label=f"{label}: {y:.3f}")
+        values = static + learning + [y for y, *_ in lines]
+        ax.set(xscale="log", xlabel="parameters (millions)", ylabel="bits per byte (lower is better)", title=title,
+               ylim=(min(values) - 0.05, max(values) + 0.05))
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below: covers nothing
+    fig.suptitle("Frozen or learning while reading: our models and the compressors under the same protocol",
+                 fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def train_vs_val(histories: dict[str, list[dict]], source: str):
     """Train and validation bits per byte over each size's whole run, one panel per size.
 
