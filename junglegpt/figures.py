@@ -74,8 +74,6 @@ def dynamic_vs_size(rows: list[dict], compressors: list[dict]):
         static, learning = [r[f"{split}_static_bpb"] for r in rows], [r[f"{split}_dynamic_bpb"] for r in rows]
         ax.plot(x, static, "o--", color="C0", label="our sizes, frozen (static)", zorder=3)
         ax.plot(x, learning, "o-", color="C3", label="our sizes, learning as they read (dynamic)", zorder=3)
-        for xi, r, y in zip(x, rows, learning, strict=True):
-            ax.annotate(r["size"], (xi, y), textcoords="offset points", fontsize=7, ha="center", xytext=(0, -13))
         lines = []
         for i, c in enumerate(row for row in compressors if row["text"] == split):
             if c.get("static_bpb") is not None:
@@ -85,9 +83,11 @@ def dynamic_vs_size(rows: list[dict], compressors: list[dict]):
         for y, style, color, label in lines:
             ax.axhline(y, ls=style, lw=1.2, color=color, label=f"{label}: {y:.3f}")
         values = static + learning + [y for y, *_ in lines]
-        ax.set(xscale="log", xlabel="parameters (millions)", ylabel="bits per byte (lower is better)", title=title,
-               ylim=(min(values) - 0.05, max(values) + 0.05))
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below: covers nothing
+        ax.set(xscale="log", xlabel="model size (log scale of parameters)", ylabel="bits per byte (lower is better)",
+               title=title, ylim=(min(values) - 0.05, max(values) + 0.05))
+        ax.set_xticks(x, [r["size"] for r in rows])
+        ax.minorticks_off()
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below the axis: covers nothing
     fig.suptitle("Frozen or learning while reading: our models and the compressors under the same protocol",
                  fontsize=11)
     fig.tight_layout()
