@@ -14,7 +14,7 @@ missing.
 
 from . import REPO_URL
 
-SETUP_CELL = f'''# Setup: make the helper package `junglegpt` importable (on Kaggle and Colab, install it with pip).
+SETUP_CELL = f'''#@title Setup: make `junglegpt` importable (on Kaggle and Colab, install it with pip)
 import glob
 import importlib.metadata
 import importlib.util

@@ -40,6 +40,15 @@ def test_notebook_is_committed_without_outputs(path):
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear the outputs"
 
 
+def test_every_run_to_read_is_committed():
+    """The first screen links executed copies; each must exist, so that a reader can open it."""
+    import re
+
+    for path in NOTEBOOKS:
+        for link in re.findall(r"\]\((\.\./results/[^)]+)\)", _read(path).cells[0].source):
+            assert (path.parent / link).resolve().exists(), f"{path.name}: {link} is not committed"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_shape(path):
     nb = _read(path)
@@ -48,10 +57,18 @@ def test_notebook_shape(path):
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     assert "out_dir =" in tagged[0].source and "profile =" in tagged[0].source
-    intro = nb.cells[0].source
-    assert nb.cells[0].cell_type == "markdown"
+    first_screen = nb.cells[0].source  # the title, what you will learn, the result, a run to read
+    assert nb.cells[0].cell_type == "markdown" and first_screen.startswith("# ")
+    bullets = first_screen.split("**You will learn**")[1].strip().split("\n\n")[0].splitlines()
+    assert 2 <= len(bullets) <= 5 and all(b.startswith("- ") for b in bullets), f"{path.name}: what you will learn"
+    assert "**Read it already run**" in first_screen
+    setup = nb.cells[1]  # then the setup cell, hidden where the platform can hide it
+    assert setup.source == SETUP_CELL and setup.source.startswith("#@title")
+    assert setup.metadata["jupyter"]["source_hidden"] and setup.metadata["cellView"] == "form"
+    assert setup.metadata["_kg_hide-input"]
+    about = nb.cells[2].source
     for phrase in ("What this notebook teaches", "What it needs", "How long it takes", "T4", "CPU"):
-        assert phrase in intro, f"{path.name}: the opening cell should say '{phrase}'"
+        assert phrase in about, f"{path.name}: the cell after the setup should say '{phrase}'"
     ending = "\n".join(c.source for c in nb.cells[-5:] if c.cell_type == "markdown")
     assert "## Summary" in ending and "## Exercises" in ending and "## Questions" in ending
     assert "<summary>Answers" in ending, f"{path.name}: the questions' answers, folded, at the end"
