@@ -532,6 +532,67 @@ def load_latest_checkpoint(accelerator, folder: Path, on_note=print) -> tuple[Pa
     return None
 
 
+def run_signature(model_size: str | None, profile: str, seed: int, requested_settings: dict, precision: str,
+                  vocab_size: int, train_path: Path, tokenizer_file: Path | None,
+                  init_from: str | None = None, train_file: str | None = None) -> dict:
+    """Everything a trained model depends on; a run with another signature is another model.
+
+    Another training text or tokenizer (notebook 01 or 02 rerun) changes the hashes: retrain.
+    `tokenizer_file` is None when fine-tuning (the pretrained model brings its own).
+    """
+    from .io import file_sha256
+
+    signature = {"model_size": model_size, "profile": profile, "seed": seed,
+                 "requested_settings": requested_settings, "precision": precision, "vocab_size": vocab_size,
+                 "train_sha256": file_sha256(train_path),
+                 "tokenizer_sha256": tokenizer_file and file_sha256(tokenizer_file)}
+    if init_from or train_file:  # notebooks 06 and 07: a pretrained start or other training text
+        signature.update(init_from=init_from, train_file=train_file and Path(train_path).name)
+    return signature
+
+
+def new_state(micro_batch_size: int) -> dict:
+    """The bookkeeping of a run before its first step (a checkpoint saves and restores it)."""
+    return {"step": 0, "history": [], "best_val_loss": float("inf"), "best_step": 0,
+            "evals_without_improvement": 0, "train_time_s": 0.0, "step_time_s": 0.0, "tokens_seen": 0,
+            "micro_batch_size": micro_batch_size, "decay_start": None, "stopped_because": None}
+
+
+def start_or_resume(accelerator, model_dir: Path, run_name: str, signature: dict, settings: dict,
+                    weight_average=None, force: bool = False) -> tuple[dict, dict | None, bool]:
+    """Where notebook 03's run starts: (state, best weights so far, finished before).
+
+    - A model in `model_dir` trained with this `signature` that loads: finished before, nothing to do.
+    - Else the newest readable checkpoint in `model_dir`/training, if made with this signature:
+      its state, best weights and moving average are loaded back (another signature: an error).
+    - Else a new state. A linked folder (a Kaggle run attached as input) is replaced first.
+    """
+    from .experiments import finished_before
+    from .paths import replace_link
+
+    state_dir = Path(model_dir) / "training"
+    finished, why = finished_before(model_dir, signature, force)
+    if not finished:  # Kaggle: never write into an attached run's folder
+        replace_link(model_dir, f"retraining {run_name}, since {why}")
+    state, best_weights = new_state(settings["micro_batch_size"]), None
+    resumed = None if finished or force else load_latest_checkpoint(accelerator, state_dir)
+    if finished:
+        print(f"{run_name} already finished with these settings, and loads ({Path(model_dir) / 'metrics.json'}): "
+              "skipped; set force=True to retrain.")
+    elif resumed is not None:
+        checkpoint, saved, saved_weights = resumed
+        if saved["signature"] != signature:
+            raise RuntimeError(f"{checkpoint} was made with other settings; delete {state_dir} or run with force=True")
+        state, best_weights = saved["state"], saved_weights.get("best_model")
+        if weight_average is not None:
+            weight_average.load_state_dict(saved_weights["average_model"])
+        print(f"resuming from {checkpoint.name} (step {state['step']} of {settings['max_steps']})")
+    else:
+        print(f"starting from scratch ({why})")
+    clear_stale_temporaries(state_dir)
+    return state, best_weights, finished
+
+
 def clear_stale_temporaries(folder: Path) -> None:
     """Remove half-written folders left by a run that was killed while saving."""
     for tmp in Path(folder).glob(".*.tmp"):

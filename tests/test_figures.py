@@ -68,3 +68,61 @@ def test_chance_copy_is_the_mean_longest_shared_span_of_evenly_spaced_passages()
     source = "the quick brown fox jumps over the lazy dog"
     reference = "xxquick brownyy" * 4
     assert textstats.chance_copy_chars(reference, source, length=15, passages=3) == len("quick brown")
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts] + [ax.get_title() for ax in fig.axes]
+
+
+def test_the_pipeline_diagram_names_every_notebook_and_what_passes_between_them():
+    from junglegpt import diagrams
+
+    text = "\n".join(_texts(diagrams.pipeline()))
+    for notebook in ("01 data", "02 tokenizer", "03 train", "04 evaluate", "05 generate", "06 fine-tune",
+                     "07 more data", "08 publish"):
+        assert notebook in text
+    for carried in ("data/train.txt", "tokenizer/", "models/<size>/", "results.json"):
+        assert carried in text
+
+
+@pytest.mark.parametrize("name", ["1M", "59M"])
+def test_the_block_diagram_shows_the_shapes_of_its_size(name):
+    from junglegpt import diagrams
+    from junglegpt.sizes import get_size
+
+    size = get_size(name)
+    d, heads = size.n_embd, size.n_head
+    text = "\n".join(_texts(diagrams.gpt2_block(size, batch=2, block_size=64)))
+    assert f"q, k, v: (2, {heads}, 64, {d // heads})" in text
+    assert f"({2}, {heads}, 64, 64)" in text  # the attention scores: every position against every one
+    assert f"{d} → {4 * d} → {d}" in text
+    assert f"{size.n_layer} of them" in text
+
+
+def test_the_split_diagram_puts_each_validation_slice_where_it_is_in_its_part():
+    from junglegpt import data, diagrams
+
+    parts = [{"title": f"part {i}", "kind": "story",
+              "text": "\n\n".join(f"paragraph {i}.{j} " + "word " * (5 + j % 7) for j in range(40))}
+             for i in range(3)]
+    parts.append({"title": "a one-stanza song", "kind": "song", "text": "one stanza only"})
+    split = data.split_parts(parts, seed=7)
+    fig = diagrams.split(parts, split)
+    bars = [p for p in fig.axes[0].patches]
+    slices = [b for b in bars if b.get_x() > 0 or b.get_width() < max(len(p["text"]) for p in parts) / 2]
+    for part, val in zip(parts[:3], split["validation"][:3], strict=True):
+        start = part["text"].index(val["text"])
+        assert any(abs(b.get_x() - start) < 1e-6 and abs(b.get_width() - len(val["text"])) < 1e-6 for b in slices)
+    assert "no validation slice" in _texts(fig)
+
+
+def test_the_pairs_diagram_scores_each_position_on_the_next_token_of_its_own_block():
+    from junglegpt import diagrams
+
+    tokens = [f"t{i}" for i in range(12)]
+    fig = diagrams.blocks_to_pairs(tokens, block_size=4, n_blocks=3)
+    rows = {}
+    for t in fig.axes[0].texts:
+        rows.setdefault(round(t.get_position()[1], 2), []).append((t.get_position()[0], t.get_text()))
+    scored = [text for x, text in sorted(rows[0.45]) if x >= 0]  # the row name sits left of 0
+    assert scored == ["t1", "t2", "t3", "(none)", "t5", "t6", "t7", "(none)", "t9", "t10", "t11", "(none)"]
