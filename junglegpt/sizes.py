@@ -11,6 +11,16 @@ from dataclasses import dataclass
 
 DEFAULT_VOCAB_SIZE = 2048
 N_POSITIONS = 256
+# 256 bytes + <|endoftext|>; past ~8k tokens this book has no more words to merge
+MIN_VOCAB, MAX_VOCAB = 257, 32_768
+
+
+def check_vocab_size(vocab_size) -> int:
+    """Notebook 02's `vocab_size` as a whole number in range, or an error that says what to choose."""
+    if not (str(vocab_size).strip().isdigit() and MIN_VOCAB <= int(vocab_size) <= MAX_VOCAB):
+        raise ValueError(f"vocab_size={vocab_size!r}: choose a whole number between {MIN_VOCAB} (the 256 bytes plus "
+                         f"<|endoftext|>) and {MAX_VOCAB:,} (past ~8k this book has no more words to merge).")
+    return int(vocab_size)
 
 
 @dataclass(frozen=True)
