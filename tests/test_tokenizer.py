@@ -51,13 +51,28 @@ def test_fitted_on_train_only_and_deterministic(smoke_run, tmp_path, shared_data
         assert (out.tokenizer / name).read_bytes() == (smoke.tokenizer / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("vocab_size", [100, 10_000_000, "abc", 2048.5])
-def test_absurd_vocab_sizes_are_refused(smoke_run, tmp_path, vocab_size):
+@pytest.mark.parametrize("vocab_size", [100, 10_000_000, "abc", 2048.5, "", -5])
+def test_absurd_vocab_sizes_are_refused(vocab_size):
+    from junglegpt.sizes import check_vocab_size
+
+    with pytest.raises(ValueError, match="choose a whole number between 257"):
+        check_vocab_size(vocab_size)
+
+
+@pytest.mark.parametrize("vocab_size", [257, "2048", 32_768])
+def test_sensible_vocab_sizes_are_taken_as_whole_numbers(vocab_size):
+    from junglegpt.sizes import check_vocab_size
+
+    assert check_vocab_size(vocab_size) == int(vocab_size)
+
+
+def test_notebook_02_refuses_an_absurd_vocab_size_before_fitting_anything(smoke_run, tmp_path):
     smoke, _ = smoke_run
     shutil.copytree(smoke.data, tmp_path / "data")
-    ok, tail = run_notebook("02_tokenizer", tmp_path, vocab_size=vocab_size)
+    ok, tail = run_notebook("02_tokenizer", tmp_path, vocab_size="abc")
     assert not ok
     assert "choose a whole number between 257" in tail
+    assert not (tmp_path / "tokenizer").exists()
 
 
 def test_missing_training_text_names_the_notebook_to_run(tmp_path):
