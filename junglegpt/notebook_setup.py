@@ -24,31 +24,45 @@ import subprocess
 import sys
 import tempfile
 
-if importlib.util.find_spec("junglegpt") is None and os.path.exists("../junglegpt/__init__.py"):  # a clone
+missing = importlib.util.find_spec("junglegpt") is None
+if missing and os.path.exists("../junglegpt/__init__.py"):  # a clone
     sys.path.insert(0, os.path.abspath(".."))
-elif importlib.util.find_spec("junglegpt") is None:  # from JUNGLEGPT_PIP_SPEC, a copy attached on Kaggle, GitHub
+elif missing:  # from JUNGLEGPT_PIP_SPEC, a copy attached on Kaggle, or GitHub
     attached = os.environ.get("JUNGLEGPT_KAGGLE_INPUT", "/kaggle/input")
-    attached_wheels = sorted(glob.glob(f"{{attached}}/**/*.whl", recursive=True))  # ours, and what Kaggle lacks
-    wheels = [p for p in attached_wheels if os.path.basename(p).startswith("junglegpt-")]
-    trees = [os.path.dirname(p) for p in sorted(glob.glob(f"{{attached}}/**/pyproject.toml", recursive=True))
-             if os.path.exists(os.path.join(os.path.dirname(p), "junglegpt", "__init__.py"))]
-    source = os.getenv("JUNGLEGPT_PIP_SPEC") or (wheels + trees + ["git+{REPO_URL}"])[0]
-    if "://" not in source and (os.sep in source or source.endswith(".whl")) and not os.path.exists(source):
-        raise FileNotFoundError(f"JUNGLEGPT_PIP_SPEC is {{source!r}}, which does not exist: give a clone, a wheel, a URL")
-    if source in trees:  # Kaggle's input is read-only, and pip builds inside a source tree
+    # ours, and the wheels of what Kaggle lacks
+    attached_wheels = sorted(glob.glob(f"{{attached}}/**/*.whl", recursive=True))
+    wheels = [p for p in attached_wheels
+              if os.path.basename(p).startswith("junglegpt-")]
+    tomls = sorted(glob.glob(f"{{attached}}/**/pyproject.toml", recursive=True))
+    trees = [os.path.dirname(p) for p in tomls if os.path.exists(
+        os.path.join(os.path.dirname(p), "junglegpt", "__init__.py"))]
+    fallback = "git+{REPO_URL}"
+    source = os.getenv("JUNGLEGPT_PIP_SPEC") or (wheels + trees + [fallback])[0]
+    is_path = os.sep in source or source.endswith(".whl")
+    if "://" not in source and is_path and not os.path.exists(source):
+        raise FileNotFoundError(f"JUNGLEGPT_PIP_SPEC is {{source!r}}, which does not "
+                                "exist: give a clone, a wheel, a URL")
+    if source in trees:  # Kaggle's input is read-only; pip builds inside a tree
         source = shutil.copytree(source, os.path.join(tempfile.mkdtemp(), "junglegpt"))
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:  # installed libraries stay
-        keep.writelines(f"{{name}}=={{version}}\\n" for name, version in {{  # reversed: the first of a name wins
-            d.metadata["Name"].lower(): d.version for d in reversed(list(importlib.metadata.distributions()))
-            if d.metadata["Name"]}}.items())
+    # Every installed library keeps its version. Reversed: the first of a name wins.
+    installed = {{d.metadata["Name"].lower(): d.version
+                 for d in reversed(list(importlib.metadata.distributions()))
+                 if d.metadata["Name"]}}
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
+        keep.writelines(f"{{name}}=={{version}}\\n" for name, version in installed.items())
     pip = [sys.executable, "-m", "pip", "install", "-q", "-c", keep.name]
-    pip += ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []  # builds offline
-    links = [a for folder in sorted({{os.path.dirname(p) for p in attached_wheels}}) for a in ("--find-links", folder)]
-    print(f"Installing junglegpt from {{source}}; every installed library keeps its version")
-    offline = bool(links) and subprocess.run([*pip, "--no-index", *links, source]).returncode == 0
+    if importlib.util.find_spec("setuptools"):  # then pip can build offline
+        pip.append("--no-build-isolation")
+    folders = sorted({{os.path.dirname(p) for p in attached_wheels}})
+    links = [arg for folder in folders for arg in ("--find-links", folder)]
+    print(f"Installing junglegpt from {{source}} (installed libraries keep versions)")
+    offline = bool(links) and subprocess.run(
+        [*pip, "--no-index", *links, source]).returncode == 0
     if not offline and subprocess.run([*pip, *links, source]).returncode != 0:
-        raise RuntimeError("pip could not install junglegpt (see above). Kaggle, internet off: attach the dataset that "
-                           "./run_all.sh --kaggle writes; else turn the internet on, or set JUNGLEGPT_PIP_SPEC.")'''
+        raise RuntimeError(
+            "pip could not install junglegpt (see above). Kaggle, internet off: attach "
+            "the dataset that ./run_all.sh --kaggle writes; else turn the internet on, "
+            "or set JUNGLEGPT_PIP_SPEC.")'''
 
 
 def open_in_links(notebook: str, branch: str = "main") -> dict[str, str]:
