@@ -96,6 +96,22 @@ def refuse_quick(plan: dict, allow_quick: bool = False) -> None:
             "(./run_all.sh on a GPU), or pass allow_quick=True to publish them anyway (their cards say what they are).")
 
 
+def check_ready(plan: dict, namespace: str, token: str | None, allow_quick: bool, staged: Path) -> None:
+    """Everything a push needs, checked before anything is sent; each refusal says what to do
+    (and never holds the token)."""
+    from .hub import hub_reachable
+
+    if not namespace:
+        raise ValueError("push=True needs namespace: your Hugging Face user or organisation, e.g. 'your-name'.")
+    if token is None:
+        raise PermissionError("No Hugging Face token found: add a secret named HF_TOKEN (Kaggle: Add-ons → Secrets; "
+                              "Colab: the key icon), set the HF_TOKEN environment variable, or run `hf auth login`.")
+    refuse_quick(plan, allow_quick)
+    if not hub_reachable():
+        raise ConnectionError(f"The Hugging Face Hub is unreachable from here: nothing was uploaded. Everything is "
+                              f"staged in {staged}: run again with internet, or upload it from elsewhere.")
+
+
 def push(api, plan: dict, state_file: Path, token: str | None = None, private: bool = True,
          allow_quick: bool = False, say=print) -> str:
     """Send every staged size and the collection with `api` (an `HfApi`); return the collection's slug.
