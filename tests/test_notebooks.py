@@ -49,6 +49,27 @@ def test_every_run_to_read_is_committed():
             assert (path.parent / link).resolve().exists(), f"{path.name}: {link} is not committed"
 
 
+LINE_LIMIT = 88  # a projector, or GitHub's notebook view, without scrolling sideways
+CELL_LIMIT = 25  # code lines in a cell of notebooks 01 to 05, the parameters cell aside
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_line_is_wider_than_a_projector(path):
+    wide = [(i, line) for i, cell in enumerate(_read(path).cells)
+            for line in cell.source.splitlines() if len(line) > LINE_LIMIT]
+    assert wide == [], f"{path.name}: lines over {LINE_LIMIT} characters (cell, line): {wide[:3]}"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2] in {"01", "02", "03", "04", "05"}],
+                         ids=lambda p: p.stem)
+def test_the_lesson_notebooks_have_cells_sized_for_a_room(path):
+    """Cells of one step each: none over 25 lines, but the parameters cell and the hidden setup cell."""
+    cells = [c for c in _read(path).cells if c.cell_type == "code" and c.source != SETUP_CELL
+             and "parameters" not in c.metadata.get("tags", [])]
+    big = [c.source.splitlines()[0] for c in cells if len(c.source.splitlines()) > CELL_LIMIT]
+    assert big == [], f"{path.name}: cells over {CELL_LIMIT} lines, starting: {big}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_shape(path):
     nb = _read(path)
@@ -59,8 +80,10 @@ def test_notebook_shape(path):
     assert "out_dir =" in tagged[0].source and "profile =" in tagged[0].source
     first_screen = nb.cells[0].source  # the title, what you will learn, the result, a run to read
     assert nb.cells[0].cell_type == "markdown" and first_screen.startswith("# ")
-    bullets = first_screen.split("**You will learn**")[1].strip().split("\n\n")[0].splitlines()
-    assert 2 <= len(bullets) <= 5 and all(b.startswith("- ") for b in bullets), f"{path.name}: what you will learn"
+    learn = first_screen.split("**You will learn**")[1].strip().split("\n\n")[0].splitlines()
+    bullets = [line for line in learn if line.startswith("- ")]  # a long one goes on, indented
+    assert 2 <= len(bullets) <= 5 and all(line.startswith(("- ", "  ")) for line in learn), \
+        f"{path.name}: what you will learn"
     assert "**Read it already run**" in first_screen
     setup = nb.cells[1]  # then the setup cell, hidden where the platform can hide it
     assert setup.source == SETUP_CELL and setup.source.startswith("#@title")
