@@ -3,8 +3,10 @@
 # (the browser test) and zpaq (notebook 04's comparison) installed from the system's packages when
 # they are missing (root or sudo).
 # Extra arguments go to pytest, e.g. ./run_tests.sh -k data -x
+# The tests run in two processes (JUNGLEGPT_TEST_WORKERS=0: in this one); tests that share the smoke
+# run or the simulated platforms stay together (tests/conftest.py).
 set -euo pipefail
 source "$(dirname "$0")/scripts/setup_env.sh"
 cd "$repo_root"
 "$repo_root/scripts/install_system_packages.sh" || true
-exec "$PYTHON" -m pytest "$@"
+exec "$PYTHON" -m pytest -n "${JUNGLEGPT_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -19,6 +19,20 @@ def _shared_data() -> Path:
     return path.resolve()
 
 
+# ./run_tests.sh runs the tests in two processes (pytest-xdist, --dist loadgroup). Tests that share
+# something expensive or a folder they write to run in one process, in order: every test that reads
+# the smoke run (built once per process, so once in all), and the browser's lab beside it; the
+# simulated platforms and the Kaggle bundle (each builds a wheel of the working tree).
+GROUPS = {"test_browser.py": "smoke", "test_platforms.py": "platforms", "test_kaggle.py": "platforms"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = "smoke" if "smoke_run" in item.fixturenames else GROUPS.get(item.path.name)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return _shared_data()
