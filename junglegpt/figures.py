@@ -1,18 +1,36 @@
-"""Notebook 04's figures, drawn from plain numbers (the rows of results.json, the sizes' metrics.json).
+"""Figures: one look for all of them, saving them (a half-written PNG never replaces a good one),
+and notebook 04's figures, drawn from plain numbers (the rows of results.json, the sizes' metrics.json).
 
-One function per figure, so that notebook 04 and `scripts/redraw_figures.py` (which redraws a
+One function per figure of 04, so that notebook 04 and `scripts/redraw_figures.py` (which redraws a
 committed run's figures from its files, without the models) draw the same thing. Each returns the
-figure; the caller saves it with `plotting.save_figure`, which adds the run's label.
+figure; the caller saves it with `save_figure`, which adds the run's label.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .io import read_json
+from .io import atomic_write_bytes, read_json
 from .sizes import SIZES
+
+
+def setup_style() -> None:
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+
+
+def save_figure(fig, folder: str | Path, name: str, label: str | None = None) -> Path:
+    """Save `fig` as folder/name.png; `label` (e.g. 'quick, CPU') goes in the bottom-right corner."""
+    if label:
+        fig.text(0.995, 0.005, label, ha="right", va="bottom", fontsize=8, color="0.4")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    return atomic_write_bytes(Path(folder) / f"{name}.png", buffer.getvalue())
+
 
 # Baselines far above the models would squash the interesting range: they are named under the axis.
 OFF_CHART_MARGIN = 0.25  # bits per byte above the worst model score still drawn

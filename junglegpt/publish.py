@@ -7,7 +7,7 @@ can be rerun after an interruption: repositories are created with exist_ok, a si
 was uploaded unchanged is not sent again (OUT/hub/push_state.json remembers), and the collection
 and its items are created only when missing, so nothing is duplicated.
 
-The token is the caller's (`hub.find_token`): it goes into the Hub client and nowhere else. Errors
+The token is the caller's (`find_token`): it goes into the Hub client and nowhere else. Errors
 from the client are re-raised with the token blanked out of their message, should a server ever
 echo it.
 """
@@ -15,6 +15,7 @@ echo it.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def refuse_quick(plan: dict, allow_quick: bool = False) -> None:
 def check_ready(plan: dict, namespace: str, token: str | None, allow_quick: bool, staged: Path) -> None:
     """Everything a push needs, checked before anything is sent; each refusal says what to do
     (and never holds the token)."""
-    from .hub import hub_reachable
+    from .pretrained import hub_reachable
 
     if not namespace:
         raise ValueError("push=True needs namespace: your Hugging Face user or organisation, e.g. 'your-name'.")
@@ -145,3 +146,39 @@ def push(api, plan: dict, state_file: Path, token: str | None = None, private: b
         raise _scrubbed(err, token) from None
     say(f"collection: https://huggingface.co/collections/{collection.slug}")
     return collection.slug
+
+
+def find_token() -> tuple[str | None, str]:
+    """A Hugging Face token and where it came from, looked for in this order:
+
+    Kaggle's secrets (a secret named HF_TOKEN), Colab's secrets (`userdata`, HF_TOKEN), the HF_TOKEN
+    environment variable, then the token cached by `huggingface-cli login` / `hf auth login`.
+    The token itself must never be printed, logged or passed as a papermill parameter: callers get it
+    here, use it, and show only the source.
+    """
+    from .environment import on_colab, on_kaggle
+
+    if on_kaggle():
+        try:
+            from kaggle_secrets import UserSecretsClient
+
+            token = UserSecretsClient().get_secret("HF_TOKEN")
+            if token:
+                return token, "Kaggle secret HF_TOKEN"
+        except Exception:  # no such secret, or secrets not enabled for this notebook
+            pass
+    if on_colab():
+        try:
+            from google.colab import userdata
+
+            token = userdata.get("HF_TOKEN")
+            if token:
+                return token, "Colab secret HF_TOKEN"
+        except Exception:  # no such secret, or access not granted
+            pass
+    if os.environ.get("HF_TOKEN"):
+        return os.environ["HF_TOKEN"], "the HF_TOKEN environment variable"
+    from huggingface_hub import get_token
+
+    token = get_token()
+    return (token, "the cached Hugging Face login") if token else (None, "nowhere")

@@ -109,7 +109,7 @@ def size_stale_reason(out: OutputDirs, size: str, profile: str) -> str | None:
     """Why OUT/models/<size> must be trained (again), in words; None if it was trained in this profile
     on the current training text and tokenizer, and loads. A size trained before notebook 01 or 02
     was rerun (another split, another vocab_size) is stale; so is one whose files are damaged."""
-    from .experiments import model_problem
+    from .runs import model_problem
 
     metrics_path = out.model(size) / "metrics.json"
     if not metrics_path.exists():

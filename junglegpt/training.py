@@ -567,8 +567,8 @@ def start_or_resume(accelerator, model_dir: Path, run_name: str, signature: dict
       its state, best weights and moving average are loaded back (another signature: an error).
     - Else a new state. A linked folder (a Kaggle run attached as input) is replaced first.
     """
-    from .experiments import finished_before
     from .paths import replace_link
+    from .runs import finished_before
 
     state_dir = Path(model_dir) / "training"
     finished, why = finished_before(model_dir, signature, force)

@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 from junglegpt import diagrams  # noqa: E402
-from junglegpt.plotting import save_figure  # noqa: E402
+from junglegpt.figures import save_figure  # noqa: E402
 from junglegpt.sizes import get_size  # noqa: E402
 
 FOLDER = Path(__file__).resolve().parent.parent / "docs" / "diagrams"

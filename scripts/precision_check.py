@@ -4,7 +4,7 @@
     JUNGLE_DATA_DIR=../shared/data .venv/bin/python scripts/precision_check.py --out OUT full
 
 OUT must hold data/ and tokenizer/ from notebooks 01 and 02. Every run is notebook 03, executed with
-papermill (junglegpt.experiments.run_training), into OUT/models/precision/<name>:
+papermill (junglegpt.runs.run_training), into OUT/models/precision/<name>:
 
 - quick: every size in the quick profile at a fixed step count (the counts the quick profile used
   before it measured them, so that both precisions take the same steps), in fp32 and in bf16, and
@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import shutil
 
-from junglegpt.experiments import run_training
 from junglegpt.paths import REPO_ROOT, OutputDirs
+from junglegpt.runs import run_training
 
 QUICK_STEPS = {"1M": 104, "3M": 52, "7M": 30, "15M": 16, "22M": 10, "37M": 6, "59M": 4, "100M": 2}
 SEEDS = (1894, 1895)

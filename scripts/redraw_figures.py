@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from junglegpt import data as jb  # noqa: E402
 from junglegpt import figures, textstats  # noqa: E402
+from junglegpt.figures import save_figure, setup_style  # noqa: E402
 from junglegpt.io import atomic_write_json, file_sha256, read_json  # noqa: E402
-from junglegpt.plotting import save_figure, setup_style  # noqa: E402
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from junglegpt import experiments, paths, run_all
+from junglegpt import paths, run_all, runs
 from junglegpt.io import atomic_directory, atomic_write_json, atomic_write_text
 from junglegpt.paths import OutputDirs
 from junglegpt.run_all import Job, _done_marker, _marker_content, plan, stale_reason
@@ -275,10 +275,10 @@ def test_a_damaged_model_is_not_finished_and_names_the_size_and_the_fix(smoke_co
     _damage(out.model("1M"), how)
     assert run_all.size_stale_reason(out, "1M", "smoke").startswith("its saved model is damaged")
     signature = {k: json.loads((out.model("1M") / "metrics.json").read_text())[k] for k in ("profile", "seed")}
-    finished, why = experiments.finished_before(out.model("1M"), signature)
+    finished, why = runs.finished_before(out.model("1M"), signature)
     assert not finished and "damaged" in why
     with pytest.raises(RuntimeError, match=r"(?s)models/1M.*Retrain it: ./run_all.sh --sizes 1M"):
-        experiments.ensure_trained(out, "smoke")
+        runs.ensure_trained(out, "smoke")
 
 
 def test_notebook_03_retrains_a_damaged_size_and_says_why(smoke_copy):
@@ -287,7 +287,7 @@ def test_notebook_03_retrains_a_damaged_size_and_says_why(smoke_copy):
     ok, tail = run_notebook("03_train", out.root, model_size="1M")
     assert ok, tail
     assert "starting from scratch (its saved model is damaged" in executed_text(out.root, "03_train")
-    assert experiments.model_problem(out.model("1M")) is None
+    assert runs.model_problem(out.model("1M")) is None
 
 
 # ---------------------------------------------------------------------------------------------

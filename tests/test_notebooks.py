@@ -179,9 +179,9 @@ def test_a_failed_training_stops_the_series_and_says_how_to_resume(tmp_path, mon
 
 
 def test_a_trained_size_goes_stale_when_the_training_text_or_tokenizer_changes(tmp_path, monkeypatch):
-    from junglegpt import experiments
+    from junglegpt import runs
 
-    monkeypatch.setattr(experiments, "model_problem", lambda folder: None)  # no real model here: see test_hostile
+    monkeypatch.setattr(runs, "model_problem", lambda folder: None)  # no real model here: see test_hostile
     out = OutputDirs(tmp_path).make()
     out.train_txt.write_text("Mowgli's Brothers", encoding="utf-8")
     (out.tokenizer / "tokenizer.json").parent.mkdir(parents=True, exist_ok=True)

@@ -324,10 +324,10 @@ def test_the_training_score_samples_the_whole_text_in_whole_windows():
 
 def test_a_notebook_opened_with_no_trained_size_says_how_long_then_trains_one(tmp_path, monkeypatch, capsys):
     """04, 05 and 08 opened alone: no model anywhere, so notebook 03 runs first, after an estimate."""
-    from junglegpt import experiments
+    from junglegpt import runs
     from junglegpt.paths import OutputDirs
 
-    monkeypatch.setattr(experiments, "model_problem", lambda folder: None)  # the stand-in trains write metrics only
+    monkeypatch.setattr(runs, "model_problem", lambda folder: None)  # the stand-in trains write metrics only
 
     out = OutputDirs(tmp_path / "out").make()
     ran = []
@@ -338,24 +338,24 @@ def test_a_notebook_opened_with_no_trained_size_says_how_long_then_trains_one(tm
         (out_.model(parameters["model_size"])).mkdir(parents=True)
         (out_.model(parameters["model_size"]) / "metrics.json").write_text("{}")
 
-    monkeypatch.setattr(experiments, "execute", fake_execute)
-    assert experiments.ensure_trained(out, "smoke", "1M,3M") == ["1M", "3M"]
+    monkeypatch.setattr(runs, "execute", fake_execute)
+    assert runs.ensure_trained(out, "smoke", "1M,3M") == ["1M", "3M"]
     assert [(name, p["model_size"], p["profile"]) for name, p, _ in ran] == [("03_train", "1M", "smoke"),
                                                                             ("03_train", "3M", "smoke")]
     before_training = ran[0][2]
     assert "No trained model in" in before_training and "which will take about" in before_training
     assert "1M: about" in before_training and "s a step measured here, 3 steps" in before_training
     ran.clear()
-    assert experiments.ensure_trained(out, "smoke", "all") == ["1M", "3M"]  # trained ones exist: nothing to do
+    assert runs.ensure_trained(out, "smoke", "all") == ["1M", "3M"]  # trained ones exist: nothing to do
     assert ran == []
 
 
 def test_with_train_if_none_empty_a_notebook_stops_and_says_what_to_do(tmp_path):
-    from junglegpt import experiments
+    from junglegpt import runs
     from junglegpt.paths import OutputDirs
 
     with pytest.raises(FileNotFoundError, match="run 03_train.ipynb first .*train_if_none='1M'"):
-        experiments.ensure_trained(OutputDirs(tmp_path).make(), "smoke", "")
+        runs.ensure_trained(OutputDirs(tmp_path).make(), "smoke", "")
 
 
 def test_the_estimate_grows_with_the_model_and_the_quick_profile_follows_its_budget():

@@ -1,4 +1,5 @@
-"""Loading pretrained things from the Hugging Face Hub when there is a network, and saying so when not."""
+"""Loading pretrained models and tokenizers from the Hugging Face Hub when there is a network, and
+saying so when not (publishing to the Hub is `publish.py`)."""
 
 from __future__ import annotations
 
@@ -39,39 +40,3 @@ def try_from_pretrained(loader, name: str, **kwargs):
         print(f"Could not load {name!r} from the Hugging Face Hub ({first_line[:160]}). "
               "Carrying on without it; run with internet to include it.")
         return None
-
-
-def find_token() -> tuple[str | None, str]:
-    """A Hugging Face token and where it came from, looked for in this order:
-
-    Kaggle's secrets (a secret named HF_TOKEN), Colab's secrets (`userdata`, HF_TOKEN), the HF_TOKEN
-    environment variable, then the token cached by `huggingface-cli login` / `hf auth login`.
-    The token itself must never be printed, logged or passed as a papermill parameter: callers get it
-    here, use it, and show only the source.
-    """
-    from .environment import on_colab, on_kaggle
-
-    if on_kaggle():
-        try:
-            from kaggle_secrets import UserSecretsClient
-
-            token = UserSecretsClient().get_secret("HF_TOKEN")
-            if token:
-                return token, "Kaggle secret HF_TOKEN"
-        except Exception:  # no such secret, or secrets not enabled for this notebook
-            pass
-    if on_colab():
-        try:
-            from google.colab import userdata
-
-            token = userdata.get("HF_TOKEN")
-            if token:
-                return token, "Colab secret HF_TOKEN"
-        except Exception:  # no such secret, or access not granted
-            pass
-    if os.environ.get("HF_TOKEN"):
-        return os.environ["HF_TOKEN"], "the HF_TOKEN environment variable"
-    from huggingface_hub import get_token
-
-    token = get_token()
-    return (token, "the cached Hugging Face login") if token else (None, "nowhere")
