@@ -26,11 +26,24 @@ def _shared_data() -> Path:
 GROUPS = {"test_browser.py": "smoke", "test_platforms.py": "platforms", "test_kaggle.py": "platforms"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         group = "smoke" if "smoke_run" in item.fixturenames else GROUPS.get(item.path.name)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """In a worker of --dist loadgroup, xdist has put each group's name in its tests' ids ("...@smoke"):
+    if it has not (a pytest that xdist does not support), two processes would each build the smoke run."""
+    if session.config.getvalue("loadgroup") and os.environ.get("PYTEST_XDIST_WORKER"):
+        ungrouped = [item.nodeid for item in session.items
+                     if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+        if ungrouped:
+            raise pytest.UsageError(f"pytest-xdist's groups did not form (pytest {pytest.__version__}): "
+                                    f"{ungrouped[0]} has no @group. Install the pytest pyproject.toml asks for.")
 
 
 @pytest.fixture(scope="session")
