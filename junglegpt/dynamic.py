@@ -67,6 +67,23 @@ def learner_for(model, lr: float, device=None):
     return learner, torch.optim.SGD(learner.parameters(), lr=lr)
 
 
+def token_nats(model, ids: torch.Tensor, start_id: int, lr: float, chunk: int = CHUNK, context: int = CONTEXT,
+               device=None) -> list[torch.Tensor]:
+    """The nats of every token of `ids`, chunk by chunk, each chunk scored *before* the model learns from
+    it (lr=0: frozen). One tensor per chunk, in order; their concatenation has one entry per token."""
+    learner, optimizer = learner_for(model, lr, device)
+    device = next(learner.parameters()).device
+    scored = []
+    for window in windows(len(ids), chunk, context):
+        x = window_input(ids, window, start_id).to(device)
+        with torch.set_grad_enabled(lr > 0):
+            nll = chunk_nll(learner, x, window.end - window.start)
+        scored.append(nll.detach().cpu())  # scored first ...
+        if lr > 0:
+            learn_step(learner, optimizer, nll)  # ... then learned from
+    return scored
+
+
 def dynamic_text_loss(model, ids: torch.Tensor, n_bytes: int, start_id: int, lr: float, chunk: int = CHUNK,
                       context: int = CONTEXT, device=None) -> TextLoss:
     """Every token of `ids` scored chunk by chunk, each chunk scored *before* the model learns from it.
@@ -74,17 +91,8 @@ def dynamic_text_loss(model, ids: torch.Tensor, n_bytes: int, start_id: int, lr:
     With lr=0 nothing is learned: the same windows scored frozen (the static score of this
     protocol, which differs from `metrics.text_loss` only in that every chunk has context).
     """
-    learner, optimizer = learner_for(model, lr, device)
-    device = next(learner.parameters()).device
-    total = 0.0
-    for window in windows(len(ids), chunk, context):
-        x = window_input(ids, window, start_id).to(device)
-        with torch.set_grad_enabled(lr > 0):
-            nll = chunk_nll(learner, x, window.end - window.start)
-        total += nll.sum().item()  # scored first ...
-        if lr > 0:
-            learn_step(learner, optimizer, nll)  # ... then learned from
-    return TextLoss(nats=total, tokens=len(ids), bytes=n_bytes)
+    chunks = token_nats(model, ids, start_id, lr, chunk, context, device)
+    return TextLoss(nats=sum(nll.sum().item() for nll in chunks), tokens=len(ids), bytes=n_bytes)
 
 
 def choose_lr(model, ids: torch.Tensor, n_bytes: int, start_id: int, grid=LR_GRID, device=None) -> tuple[float, dict]:

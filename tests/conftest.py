@@ -38,7 +38,7 @@ def pytest_collection_modifyitems(config, items):
 def pytest_collection_finish(session):
     """In a worker of --dist loadgroup, xdist has put each group's name in its tests' ids ("...@smoke"):
     if it has not (a pytest that xdist does not support), two processes would each build the smoke run."""
-    if session.config.getvalue("loadgroup") and os.environ.get("PYTEST_XDIST_WORKER"):
+    if getattr(session.config.option, "loadgroup", False) and os.environ.get("PYTEST_XDIST_WORKER"):
         ungrouped = [item.nodeid for item in session.items
                      if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
         if ungrouped:
