@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from junglegpt import data as jb
+from junglegpt.io import atomic_write_json, read_json
 from junglegpt.paths import REPO_ROOT, OutputDirs
 
-from .helpers import clone_of_the_working_tree, run_all_cli
+from .helpers import clone_of_the_working_tree
 
 
 def _shared_data() -> Path:
@@ -19,25 +24,32 @@ def _shared_data() -> Path:
     return path.resolve()
 
 
-# ./run_tests.sh runs the tests in two processes (pytest-xdist, --dist loadgroup). Tests that share
-# something expensive or a folder they write to run in one process, in order: every test that reads
-# the smoke run (built once per process, so once in all), and the browser's lab beside it; the
-# simulated platforms and the Kaggle bundle (each builds a wheel of the working tree).
-GROUPS = {"test_browser.py": "smoke", "test_platforms.py": "platforms", "test_kaggle.py": "platforms"}
+# ./run_tests.sh runs the tests in two processes (pytest-xdist, --dist loadgroup). The smoke run is
+# built once for both (`smoke_run`), in the background of the first process to start, while the tests
+# that do not need it run; those that do come last. Tests that share a module-scoped server, or
+# build a wheel of the working tree, stay in one process, in order.
+GROUPS = {"test_browser.py": "browser", "test_platforms.py": "platforms", "test_kaggle.py": "platforms"}
+SMOKE_NEEDED = False  # whether any selected test reads the smoke run
+
+
+def _needs_smoke(item) -> bool:
+    return "smoke_run" in item.fixturenames or item.path.name == "test_browser.py"
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
 def pytest_collection_modifyitems(config, items):
+    global SMOKE_NEEDED
     for item in items:
-        group = "smoke" if "smoke_run" in item.fixturenames else GROUPS.get(item.path.name)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+        if GROUPS.get(item.path.name):
+            item.add_marker(pytest.mark.xdist_group(GROUPS[item.path.name]))
+    items.sort(key=_needs_smoke)  # stable: the smoke run's readers last, each file's order kept
+    SMOKE_NEEDED = any(_needs_smoke(item) for item in items)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session):
-    """In a worker of --dist loadgroup, xdist has put each group's name in its tests' ids ("...@smoke"):
-    if it has not (a pytest that xdist does not support), two processes would each build the smoke run."""
+    """In a worker of --dist loadgroup, xdist has put each group's name in its tests' ids ("...@browser"):
+    if it has not (a pytest that xdist does not support), a module's server would start twice."""
     if getattr(session.config.option, "loadgroup", False) and os.environ.get("PYTEST_XDIST_WORKER"):
         ungrouped = [item.nodeid for item in session.items
                      if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
@@ -62,6 +74,47 @@ def editions(shared_data) -> dict[str, str]:
     return {name: jb.read_text(shared_data / "jungle_book" / name) for name in ("pg236.txt", "pg35997.txt")}
 
 
+def _smoke_folder(tmp_path_factory) -> Path:
+    """Where the smoke run is built: shared by the processes of one xdist run (their base temp
+    folders' parent), or this run's own temp folder."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "smoke-run"
+
+
+def _build_smoke(folder: Path, clone: Path, env: dict) -> None:
+    """Run the series in the clone; record how it went in result.json, written last."""
+    try:
+        proc = subprocess.run([sys.executable, "-m", "junglegpt.run_all", "--profile", "smoke", "--sizes", "all",
+                               "--extras"], capture_output=True, text=True, timeout=3000, env=env, cwd=clone)
+        result = {"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+    except Exception as err:  # noqa: BLE001 - whatever it was, the waiting tests must hear of it
+        result = {"returncode": -1, "stdout": "", "stderr": f"{type(err).__name__}: {err}"}
+    atomic_write_json(folder / "result.json", {"clone": str(clone), **result})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _smoke_build_started(tmp_path_factory, shared_data):
+    """Start the smoke run at once, in the background, in whichever process claims it first."""
+    if not SMOKE_NEEDED:
+        yield
+        return
+    folder = _smoke_folder(tmp_path_factory)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(folder / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:  # another process builds it
+        yield
+        return
+    clone = clone_of_the_working_tree(folder / "junglegpt")
+    # The environment as it is now, before any test changes it: offline even where there is a
+    # network, and the clone's package, whose default --out is the clone.
+    env = {**os.environ, jb.DATA_DIR_ENV: str(shared_data), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(clone)}
+    builder = threading.Thread(target=_build_smoke, args=(folder, clone, env), daemon=True)
+    builder.start()
+    yield
+    builder.join()  # a process must not leave before the run it started has finished
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, shared_data):
     """The whole series in the smoke profile, extras included, once for every test that reads its outputs.
@@ -69,12 +122,17 @@ def smoke_run(tmp_path_factory, shared_data):
     It runs as a user runs it: in a clone of the repository, with the default --out (the clone
     itself), which must leave every tracked file as it was (`git status` clean). The Hub is
     unreachable here, as in CI: notebook 06 finds no pretrained model and carries on
-    (tests/test_extras.py fine-tunes a local checkpoint instead).
+    (tests/test_extras.py fine-tunes a local checkpoint instead). Tests read it and never write in it
+    (they copy what they change), since both processes read it at once.
     """
-    clone = clone_of_the_working_tree(tmp_path_factory.mktemp("smoke") / "junglegpt")
-    env = {jb.DATA_DIR_ENV: str(shared_data), "HF_HUB_OFFLINE": "1",  # offline even where there is a network
-           "PYTHONPATH": str(clone)}  # the clone's package, whose default --out is the clone
-    proc = run_all_cli("--profile", "smoke", "--sizes", "all", "--extras", env=env, cwd=clone)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"output {clone}," in proc.stdout
-    return OutputDirs(clone), proc.stdout
+    result_file = _smoke_folder(tmp_path_factory) / "result.json"
+    deadline = time.monotonic() + 3600
+    while not result_file.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the smoke run did not finish within an hour ({result_file} is missing)")
+        time.sleep(1)
+    result = read_json(result_file)
+    clone = Path(result["clone"])
+    assert result["returncode"] == 0, result["stdout"] + result["stderr"]
+    assert f"output {clone}," in result["stdout"]
+    return OutputDirs(clone), result["stdout"]

@@ -114,8 +114,12 @@ def test_executed_notebooks_go_to_out_not_over_the_sources(smoke_run):
         assert all(c.outputs == [] for c in _read(path).cells if c.cell_type == "code")
 
 
-def test_rerun_skips_finished_work(smoke_run):
-    out, _ = smoke_run
+def test_rerun_skips_finished_work(smoke_run, tmp_path):
+    """Rerun on a copy (hard links: runs replace files, never write into them), which also shows that
+    a copied OUT reruns nothing; the smoke run itself is only read, by both test processes."""
+    import shutil
+
+    out = OutputDirs(shutil.copytree(smoke_run[0].root, tmp_path / "copy", copy_function=os.link))
     proc = run_all_cli("--profile", "smoke", "--sizes", "all", "--out", str(out.root))
     assert proc.returncode == 0, proc.stderr
     assert "running" not in proc.stdout
