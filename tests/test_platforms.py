@@ -62,8 +62,9 @@ class SimulatedPlatform:
         self.preinstalled = self.versions()
 
     def pip_install(self, *args: str) -> None:
-        proc = subprocess.run([str(self.python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
-                              capture_output=True, text=True)
+        # --no-compile: no byte-compiling of thousands of modules up front (Python compiles what it imports)
+        proc = subprocess.run([str(self.python), "-m", "pip", "install", "-q", "--no-compile",
+                               "--disable-pip-version-check", *args], capture_output=True, text=True)
         assert proc.returncode == 0, f"could not build the simulated {self.name} environment:\n{proc.stderr[-3000:]}"
 
     def versions(self) -> dict[str, str]:
