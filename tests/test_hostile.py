@@ -306,7 +306,8 @@ def test_notebook_05_refuses_a_bad_setting_in_one_line_before_any_sampling(smoke
 
 
 @pytest.mark.parametrize("prompt, note", [("", "The prompt is empty"),  # 98 KB: a command-line argument holds 128 KB
-                                          ("Mowgli " * 14_000, "the start was cut off")])
+                                          ("Mowgli " * 14_000, "the start was cut off")],
+                         ids=["empty", "98 KB"])
 def test_notebook_05_takes_an_empty_or_huge_prompt_with_a_note(smoke_copy, prompt, note):
     ok, tail = run_notebook("05_generate", smoke_copy.root, interactive=False, prompt=prompt)
     assert ok, tail
