@@ -9,4 +9,4 @@ set -euo pipefail
 source "$(dirname "$0")/scripts/setup_env.sh"
 cd "$repo_root"
 "$repo_root/scripts/install_system_packages.sh" || true
-exec "$PYTHON" -m pytest -n "${JUNGLEGPT_TEST_WORKERS:-2}" --dist loadgroup "$@"
+exec "$PYTHON" -m pytest -n "${JUNGLEGPT_TEST_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder "$@"

@@ -42,7 +42,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if GROUPS.get(item.path.name):
             item.add_marker(pytest.mark.xdist_group(GROUPS[item.path.name]))
-    items.sort(key=_needs_smoke)  # stable: the smoke run's readers last, each file's order kept
+    # Stable sorts, each file's order kept: the simulated platforms first (the longest group), the
+    # smoke run's readers last (run_tests.sh keeps this order: --no-loadscope-reorder).
+    items.sort(key=lambda item: (GROUPS.get(item.path.name) != "platforms", _needs_smoke(item)))
     SMOKE_NEEDED = any(_needs_smoke(item) for item in items)
 
 
