@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 from . import REPO_URL
-from .io import atomic_directory, atomic_write_json, read_json
+from .io import atomic_directory, atomic_write_json, link_or_copy, read_json
 from .modelcard import build_model_card, check_model_card
 from .paths import OutputDirs
 from .sizes import SIZES
@@ -59,7 +58,7 @@ def stage(out: OutputDirs, namespace: str, results: dict | None = None) -> dict:
         with atomic_directory(staged) as tmp:
             for path in model_dir.iterdir():
                 if path.is_file() and path.name != "README.md":
-                    shutil.copy2(path, tmp / path.name)
+                    link_or_copy(path, tmp / path.name)
             build_model_card(metrics, heldout_bpb=heldout.get(size), series_url=REPO_URL).save(tmp / "README.md")
         problems = check_model_card(staged / "README.md", metrics)
         if problems:

@@ -104,3 +104,17 @@ def test_an_earlier_notebooks_output_attached_on_kaggle_is_linked_in(tmp_path, m
     assert (out.model("1M") / "metrics.json").exists() and out.train_txt.exists() and out.tokenizer.is_dir()
     assert not out.model("3M").exists() and not (out.model("7M")).is_symlink()
     assert paths.link_attached_outputs(out) == []  # a second time: nothing more to link
+
+
+def test_a_staged_model_is_a_link_where_one_can_be_made_and_a_copy_where_not(tmp_path, monkeypatch):
+    (tmp_path / "weights").write_bytes(b"tensors")
+    io.link_or_copy(tmp_path / "weights", tmp_path / "linked")
+    assert (tmp_path / "linked").stat().st_ino == (tmp_path / "weights").stat().st_ino
+
+    def cross_device(src, dest):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(io.os, "link", cross_device)
+    io.link_or_copy(tmp_path / "weights", tmp_path / "copied")
+    assert (tmp_path / "copied").read_bytes() == b"tensors"
+    assert (tmp_path / "copied").stat().st_ino != (tmp_path / "weights").stat().st_ino
