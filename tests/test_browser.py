@@ -31,6 +31,8 @@ from papermill.parameterize import parameterize_notebook
 
 from junglegpt.paths import REPO_ROOT
 
+from .helpers import linked_copy
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None and os.environ.get("JUNGLEGPT_REQUIRE_BROWSER") == "1":
     raise RuntimeError("Chromium is missing: `apt-get install chromium` (.ci/run does it)")
@@ -135,7 +137,7 @@ def cell_errors(page) -> list[str]:
 def test_the_playground_in_a_browser(browser, lab, smoke_run, tmp_path):
     out = tmp_path / "out"  # a copy: notebook 05 writes there, and other tests read the smoke run
     for folder in ("models", "tokenizer"):
-        shutil.copytree(smoke_run[0].root / folder, out / folder, copy_function=os.link)
+        linked_copy(smoke_run[0].root / folder, out / folder)
     page, problems = open_notebook(browser, lab, "05_generate", {"out_dir": str(out), "profile": "smoke"})
     generate = page.locator(".widget-button", has_text="Generate")
     generate.wait_for(timeout=180_000)

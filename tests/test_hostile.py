@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 
 from junglegpt import paths, run_all, runs
-from junglegpt.io import atomic_directory, atomic_write_json, atomic_write_text
+from junglegpt.io import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
 from junglegpt.paths import OutputDirs
 from junglegpt.run_all import Job, _done_marker, _marker_content, plan, stale_reason
+from junglegpt.sizes import SIZES
 
-from .helpers import executed_text, run_notebook
+from .helpers import executed_text, linked_copy, run_notebook
 
 # ---------------------------------------------------------------------------------------------
 # 1. An earlier run attached on Kaggle is a read-only input, never a place to write
@@ -108,8 +109,9 @@ def test_a_linked_size_that_is_retrained_gets_a_folder_of_its_own(attached, tmp_
 
 def test_notebook_03_retrains_a_linked_size_in_a_folder_of_its_own(smoke_run, tmp_path, monkeypatch):
     earlier = tmp_path / "input" / "earlier" / "junglegpt"
-    shutil.copytree(smoke_run[0].root, earlier,
-                    ignore=shutil.ignore_patterns("executed", "notebooks", "*.ipynb", ".git", "results"))
+    other_sizes = [s for s in SIZES if s != "1M"]  # a copy (its files are made read-only): 1M alone
+    shutil.copytree(smoke_run[0].root, earlier, ignore=shutil.ignore_patterns(
+        "executed", "notebooks", "*.ipynb", ".git", "results", "hub", "more-data", *other_sizes))
     for path in sorted([earlier, *earlier.rglob("*")], reverse=True):
         path.chmod(0o555 if path.is_dir() else 0o444)
     try:
@@ -253,19 +255,20 @@ def test_an_empty_or_damaged_lock_says_what_it_is_within_seconds(tmp_path, monke
 @pytest.fixture
 def smoke_copy(smoke_run, tmp_path) -> OutputDirs:
     """A copy of the smoke run's outputs, to damage or to fail in without touching the shared run."""
-    shutil.copytree(smoke_run[0].root, tmp_path / "copy",
-                    ignore=shutil.ignore_patterns("executed", "notebooks", ".git", "results", "junglegpt", "tests"))
-    return OutputDirs(tmp_path / "copy")
+    return OutputDirs(linked_copy(smoke_run[0].root, tmp_path / "copy", ignore=shutil.ignore_patterns(
+        "executed", "notebooks", ".git", "results", "junglegpt", "tests", "hub")))
 
 
 def _damage(folder: Path, how: str) -> None:
+    """Damage a model of `smoke_copy`: its files are hard links, so each is replaced, never written
+    into (writing into one would damage the shared smoke run too)."""
+    weights = folder / "model.safetensors"
     if how == "truncated":
-        weights = folder / "model.safetensors"
-        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        atomic_write_bytes(weights, weights.read_bytes()[: weights.stat().st_size // 2])
     elif how == "tokenizer deleted":
         (folder / "tokenizer.json").unlink()
     elif how == "another size's weights":
-        shutil.copy(folder.parent / "3M" / "model.safetensors", folder / "model.safetensors")
+        atomic_write_bytes(weights, (folder.parent / "3M" / "model.safetensors").read_bytes())
 
 
 @pytest.mark.parametrize("how", ["truncated", "tokenizer deleted", "another size's weights"])

@@ -16,7 +16,7 @@ from junglegpt.notebook_setup import SETUP_CELL
 from junglegpt.paths import NOTEBOOKS_DIR, OutputDirs
 from junglegpt.run_all import SERIES, _done_marker, _marker_content, is_done, plan
 
-from .helpers import git_status, run_all_cli
+from .helpers import git_status, linked_copy, run_all_cli
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
@@ -115,11 +115,9 @@ def test_executed_notebooks_go_to_out_not_over_the_sources(smoke_run):
 
 
 def test_rerun_skips_finished_work(smoke_run, tmp_path):
-    """Rerun on a copy (hard links: runs replace files, never write into them), which also shows that
-    a copied OUT reruns nothing; the smoke run itself is only read, by both test processes."""
-    import shutil
-
-    out = OutputDirs(shutil.copytree(smoke_run[0].root, tmp_path / "copy", copy_function=os.link))
+    """Rerun on a copy, which also shows that a copied OUT reruns nothing; the smoke run itself is
+    only read, by both test processes."""
+    out = OutputDirs(linked_copy(smoke_run[0].root, tmp_path / "copy"))
     proc = run_all_cli("--profile", "smoke", "--sizes", "all", "--out", str(out.root))
     assert proc.returncode == 0, proc.stderr
     assert "running" not in proc.stdout

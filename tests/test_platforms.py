@@ -106,7 +106,7 @@ class SimulatedPlatform:
 _PLATFORMS: dict[str, SimulatedPlatform] = {}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     """simulated("kaggle"): the platform's environment, built on first use and shared by the tests."""
     def get(name: str) -> SimulatedPlatform:
@@ -115,8 +115,9 @@ def simulated(tmp_path_factory):
         return _PLATFORMS[name]
 
     yield get
-    for platform in _PLATFORMS.values():  # a gigabyte or two each: not left behind in the temp folder
+    for platform in _PLATFORMS.values():  # gigabytes each: not left behind in the temp folder
         shutil.rmtree(platform.venv, ignore_errors=True)
+    _PLATFORMS.clear()
 
 
 @pytest.fixture(scope="module")

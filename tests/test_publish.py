@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import types
 
@@ -14,7 +13,7 @@ from junglegpt.modelcard import check_model_card
 from junglegpt.paths import OutputDirs
 from junglegpt.sizes import SIZES
 
-from .helpers import run_notebook
+from .helpers import linked_copy, run_notebook
 
 FAKE_TOKEN = "hf_FakeTokenForTheLeakTest0123456789"
 
@@ -109,8 +108,7 @@ def staged_plan(smoke_run, tmp_path):
     out, _ = smoke_run
     mine = OutputDirs(tmp_path / "out")
     for size in SIZES:
-        shutil.copytree(out.model(size), mine.model(size), ignore=shutil.ignore_patterns("checkpoint*"),
-                        copy_function=os.link)  # hard links: eight models, no extra disk
+        linked_copy(out.model(size), mine.model(size), ignore=shutil.ignore_patterns("checkpoint*"))
     return mine, publish.stage(mine, "someone", json.loads(out.results_json.read_text()))
 
 
