@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .data import DATA_DIR_ENV
 from .io import DamagedFileError, atomic_write_json, file_sha256, read_json
 from .paths import NOTEBOOKS_DIR, OutputDirs
 from .profiles import PROFILES, resolve_profile
@@ -395,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
                              "the books, and a kernel that runs the series) to FOLDER (default OUT/kaggle), and send "
                              "both with the kaggle CLI if Kaggle credentials are set up; the profile defaults to full")
     args = parser.parse_args(argv)
+    if os.environ.get(DATA_DIR_ENV):  # the notebooks run in other folders: a relative path means ours
+        os.environ[DATA_DIR_ENV] = os.path.abspath(os.environ[DATA_DIR_ENV])
 
     if args.kaggle is not None:
         from . import kaggle

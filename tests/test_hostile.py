@@ -322,6 +322,17 @@ def test_notebook_03_refuses_a_negative_seed_in_plain_words(smoke_copy):
     assert not ok and "seed=-1: choose a whole number from 0 to 2**32 - 1" in tail
 
 
+def test_a_relative_data_folder_means_the_one_seen_from_where_the_runner_started(
+        tmp_path, monkeypatch, shared_data):
+    seen = []
+    monkeypatch.setattr(run_all, "run_job", lambda job: seen.append(os.environ["JUNGLE_DATA_DIR"]) or (True, 0.0, ""))
+    monkeypatch.setattr(run_all, "SERIES", ("01_data_exploration",))
+    monkeypatch.chdir(shared_data.parent)
+    monkeypatch.setenv("JUNGLE_DATA_DIR", shared_data.name)
+    assert run_all.main(["--profile", "smoke", "--out", str(tmp_path)]) == 0
+    assert seen == [str(shared_data.resolve())]
+
+
 def test_all_in_a_list_of_sizes_means_all(tmp_path, monkeypatch):
     ran = []
     monkeypatch.setattr(run_all, "run_job", lambda job: ran.append(job.label) or (True, 0.0, ""))
