@@ -2,12 +2,11 @@
 own library versions, must install our package without changing any of them, find its inputs where
 the platform puts them, build what earlier notebooks would have made, and run.
 
-Each platform is a virtual environment built once per test run from platforms/<name>.txt (the
-versions its image ships; see the comments there), with the newest torch that the platform's
-setuptools allows (2.12.1; the platforms have 2.10.0). Its
-Python runs the notebook's kernel; papermill drives it from outside, as Kaggle and Colab run
-notebooks in their own kernel. A "fresh session" is that environment with everything a setup cell
-added removed again, and an empty working folder.
+Each platform is a virtual environment built once per test module from platforms/<name>.txt (the
+versions its image ships; see the comments there), with this machine's CPU build of torch standing
+in for the platform's (2.10.0 with CUDA). Its Python runs the notebook's kernel; papermill drives
+it from outside, as Kaggle and Colab run notebooks in their own kernel. A "fresh session" is that
+environment with everything a setup cell added removed again, and an empty working folder.
 
 - Kaggle: no network (pip's index is a closed port, the Hub offline), the books attached under a
   fake /kaggle/input with other file names (the dataset of ./run_all.sh --kaggle), KAGGLE_KERNEL_RUN_TYPE
@@ -37,7 +36,7 @@ from .helpers import clone_of_the_working_tree
 
 pytestmark = pytest.mark.platforms
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
-TORCH = "torch==2.13.0"  # the local CPU build, replaced by what the platform's setuptools allows (below)
+TORCH = "torch==2.13.0"  # the local CPU build (no CUDA libraries to download: gigabytes and minutes)
 
 
 class SimulatedPlatform:
@@ -49,10 +48,12 @@ class SimulatedPlatform:
         self.python = self.venv / "bin" / "python"
         self.jupyter_path = root / "jupyter"
         subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
-        # torch first, then the platform's versions. The platform's setuptools (75.2) is older than
-        # torch 2.13 declares, so pip settles on the newest torch that accepts it (2.12.1); the
-        # platforms have 2.10.0. Whatever it is, it is then held like every other library.
+        # torch first, then the platform's versions. torch 2.13 asks for setuptools>=77.0.3; the
+        # platforms hold 75.2 with a torch that accepts it (torch 2.12 declares setuptools<82), so
+        # the stand-in declares what theirs does: pip would otherwise replace the platform's
+        # setuptools, or settle on a CUDA build of torch 2.12 (5 GB to download).
         self.pip_install(TORCH)
+        self.declare_setuptools_as_the_platform_torch_does()
         self.pip_install("-r", str(REPO_ROOT / "platforms" / f"{name}.txt"))
         spec = self.jupyter_path / "kernels" / f"sim-{name}"
         spec.mkdir(parents=True)
@@ -60,6 +61,13 @@ class SimulatedPlatform:
             "argv": [str(self.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": f"simulated {name}", "language": "python"}))
         self.preinstalled = self.versions()
+
+    def declare_setuptools_as_the_platform_torch_does(self) -> None:
+        [metadata] = self.venv.glob("lib/python*/site-packages/torch-*.dist-info/METADATA")
+        text = metadata.read_text(encoding="utf-8")
+        assert "Requires-Dist: setuptools>=77.0.3\n" in text, "torch's requirements changed: update this"
+        metadata.write_text(text.replace("Requires-Dist: setuptools>=77.0.3\n", "Requires-Dist: setuptools<82\n"),
+                            encoding="utf-8")
 
     def pip_install(self, *args: str) -> None:
         # --no-compile: no byte-compiling of thousands of modules up front (Python compiles what it imports)
@@ -139,7 +147,9 @@ def kaggle_session(simulated, tmp_path_factory, shared_data):
     """The Kaggle layout: /kaggle/input with the bundle of ./run_all.sh --kaggle (as a Kaggle dataset
     mounts it: its files, read-only), and an empty /kaggle/working."""
     root = tmp_path_factory.mktemp("kaggle")
-    bundle = kaggle.write_bundle(root / "bundle", user="jungle-reader", python_versions=(PYTHON,))
+    with pytest.MonkeyPatch.context() as patch:  # module fixtures run before conftest's per-test one
+        patch.setenv("JUNGLE_DATA_DIR", str(shared_data))
+        bundle = kaggle.write_bundle(root / "bundle", user="jungle-reader", python_versions=(PYTHON,))
     attached = root / "input" / kaggle.DATASET_SLUG
     shutil.copytree(bundle["dataset"], attached)
     for path in sorted(attached.rglob("*"), reverse=True):
