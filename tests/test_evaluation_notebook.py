@@ -52,7 +52,7 @@ def test_05_opened_with_no_trained_size_says_how_long_then_trains_1m_and_generat
     out, _ = smoke_run
     shutil.copytree(out.data, tmp_path / "data")
     shutil.copytree(out.tokenizer, tmp_path / "tokenizer")
-    ok, tail = run_notebook("05_generate", tmp_path, interactive=False)
+    ok, tail = run_notebook("05_generate", tmp_path, interactive=False, max_new_tokens=5)
     assert ok, tail
     said = executed_text(tmp_path, "05_generate")
     assert "No trained model in" in said and "which will take about" in said and "1M: about" in said

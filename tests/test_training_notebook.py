@@ -10,12 +10,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
 from junglegpt import training
-from junglegpt.io import atomic_write_json, file_sha256
+from junglegpt.io import atomic_write_json, atomic_write_text, file_sha256
 from junglegpt.paths import OutputDirs
 from junglegpt.sizes import SIZES
 from junglegpt.training import KILL_FOR_TEST_ENV
 
-from .helpers import executed_text, run_notebook
+from .helpers import executed_text, linked_copy, run_notebook
 
 
 def test_smoke_sweep_leaves_all_eight_model_folders(smoke_run):
@@ -121,7 +121,7 @@ def test_killed_run_resumes_to_the_same_result(smoke_run, tmp_path, recipe):
 @pytest.mark.parametrize("force", [False, True])
 def test_finished_size_is_not_retrained_unless_forced(smoke_run, tmp_path, force):
     root = tmp_path / "copy"
-    shutil.copytree(smoke_run[0].root, root, ignore=shutil.ignore_patterns("executed"))
+    linked_copy(smoke_run[0].root, root, ignore=shutil.ignore_patterns("executed", "hub"))
     ok, tail = run_notebook("03_train", root, model_size="1M", force=force)
     assert ok, tail
     said = executed_text(root, "03_train")
@@ -203,10 +203,11 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(smoke_run, tmp_path):
 
 
 def test_a_finished_size_is_retrained_after_its_training_text_changes(smoke_run, tmp_path):
-    shutil.copytree(smoke_run[0].root, tmp_path / "copy", ignore=shutil.ignore_patterns("executed"))
-    out = OutputDirs(tmp_path / "copy")
-    with out.train_txt.open("a", encoding="utf-8") as f:  # as if notebook 01 had made another split
-        f.write("\n\nNow this is the Law of the Jungle, as old and as true as the sky.\n")
+    out = OutputDirs(linked_copy(smoke_run[0].root, tmp_path / "copy",
+                                 ignore=shutil.ignore_patterns("executed", "hub")))
+    # as if notebook 01 had made another split (replaced, not appended to: the copy's files are links)
+    atomic_write_text(out.train_txt, out.train_txt.read_text(encoding="utf-8")
+                      + "\n\nNow this is the Law of the Jungle, as old and as true as the sky.\n")
     ok, tail = run_notebook("03_train", out.root, model_size="1M")
     assert ok, tail
     assert "already finished" not in executed_text(out.root, "03_train")

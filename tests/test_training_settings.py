@@ -359,9 +359,11 @@ def test_with_train_if_none_empty_a_notebook_stops_and_says_what_to_do(tmp_path)
 
 
 def test_the_estimate_grows_with_the_model_and_the_quick_profile_follows_its_budget():
-    small, _ = training.estimate_seconds("1M", "full", timed_steps=1)
-    large, how = training.estimate_seconds("15M", "full", timed_steps=1)
-    assert large > small > training.STARTUP_S and "3000 steps at most" in how
+    small, _ = training.estimate_seconds("1M", "smoke", timed_steps=1)  # smoke: small batches, quick to time
+    large, _ = training.estimate_seconds("100M", "smoke", timed_steps=1)
+    assert large > small > training.STARTUP_S
+    _, how = training.estimate_seconds("1M", "full", timed_steps=1)
+    assert "3000 steps at most" in how
     quick, how = training.estimate_seconds("100M", "quick")
     budget = training.PROFILE_SETTINGS["quick"]["time_budget_s"]
     assert quick == budget * 1.25 + training.STARTUP_S and "time budget" in how
