@@ -10,8 +10,6 @@ a token comes before it learns from it).
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
@@ -40,6 +38,3 @@ def fit_weights(nats: torch.Tensor, steps: int = 200, tolerance: float = 1e-9) -
         before = after
     return weights
 
-
-def bits_per_byte(nats: float, n_bytes: int) -> float:
-    return nats / math.log(2) / n_bytes
