@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 
@@ -51,6 +52,7 @@ def test_every_run_to_read_is_committed():
 
 LINE_LIMIT = 88  # a projector, or GitHub's notebook view, without scrolling sideways
 CELL_LIMIT = 25  # code lines in a cell of notebooks 01 to 05, the parameters cell aside
+MEDIAN_LIMIT = 8  # the median code cell of notebooks 01 to 05, every cell counted
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -63,11 +65,14 @@ def test_no_line_is_wider_than_a_projector(path):
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2] in {"01", "02", "03", "04", "05"}],
                          ids=lambda p: p.stem)
 def test_the_lesson_notebooks_have_cells_sized_for_a_room(path):
-    """Cells of one step each: none over 25 lines, but the parameters cell and the hidden setup cell."""
-    cells = [c for c in _read(path).cells if c.cell_type == "code" and c.source != SETUP_CELL
-             and "parameters" not in c.metadata.get("tags", [])]
+    """Cells of one step each: none over 25 lines, but the parameters cell and the hidden setup cell;
+    most of them short."""
+    code = [c for c in _read(path).cells if c.cell_type == "code"]
+    cells = [c for c in code if c.source != SETUP_CELL and "parameters" not in c.metadata.get("tags", [])]
     big = [c.source.splitlines()[0] for c in cells if len(c.source.splitlines()) > CELL_LIMIT]
     assert big == [], f"{path.name}: cells over {CELL_LIMIT} lines, starting: {big}"
+    median = statistics.median(len(c.source.splitlines()) for c in code)
+    assert median <= MEDIAN_LIMIT, f"{path.name}: the median code cell has {median} lines"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
