@@ -2,17 +2,19 @@
 
     python -m junglegpt.report --out . --name quick-cpu
 
-Only JSON files are copied (results.json, each size's metrics.json, the run summary): never
-checkpoints or texts.
+Copied: results.json, each size's metrics.json, the run summary, and the executed notebooks with
+their text and table outputs (embedded images and widget state removed: the figures are saved
+beside them, and the JSON stays small). Never checkpoints or the book texts.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
-from .io import read_json
+from .io import atomic_write_text, read_json
 from .paths import REPO_ROOT, OutputDirs
 from .sizes import SIZES
 
@@ -27,10 +29,34 @@ def collect(out: OutputDirs, name: str) -> Path:
     for experiment in ("finetuned", "more-data"):  # notebooks 06 and 07
         for metrics in sorted(out.models.glob(f"{experiment}/*/metrics.json")):
             shutil.copy(metrics, dest / "metrics" / f"{experiment}-{metrics.parent.name}.json")
-    for path in (out.results_json, out.executed / "run_summary.json", out.root / "generations.json"):
+    for path in (out.results_json, out.root / "generations.json"):
         if path.exists():
             shutil.copy(path, dest / path.name)
+    (dest / "executed").mkdir(exist_ok=True)
+    if (out.executed / "run_summary.json").exists():
+        shutil.copy(out.executed / "run_summary.json", dest / "executed" / "run_summary.json")
+    for notebook in sorted(out.executed.glob("*.ipynb")):
+        atomic_write_text(dest / "executed" / notebook.name, slimmed(notebook.read_text(encoding="utf-8")))
     return dest
+
+
+def slimmed(notebook_json: str) -> str:
+    """An executed notebook without its embedded images and widget state (what makes it megabytes)."""
+    nb = json.loads(notebook_json)
+    nb.get("metadata", {}).pop("widgets", None)
+    for cell in nb["cells"]:
+        kept = []
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if data is not None:
+                for key in [k for k in data if k.startswith("image/") or "widget" in k]:
+                    del data[key]
+                if not data:
+                    continue
+            kept.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
 def size_table(dest: Path) -> str:
