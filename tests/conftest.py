@@ -25,33 +25,42 @@ def _shared_data() -> Path:
 
 
 # ./run_tests.sh runs the tests in two processes (pytest-xdist, --dist loadgroup). The smoke run is
-# built once for both (`smoke_run`), in the background of the first process to start, while the tests
-# that do not need it run; those that do come last. Tests that share a module-scoped server, or
-# build a wheel of the working tree, stay in one process, in order.
+# built once for both, in the background of the first process to start, at a higher priority than
+# the tests (it is the longest chain of work in the run). Tests that do not need it run meanwhile;
+# those that do come last, in the order its parts are ready: `smoke_inputs` (data and tokenizer,
+# after notebook 02), `smoke_1m` (the 1M model), `smoke_run` (all of it). Tests that share a
+# module-scoped server, or build a wheel of the working tree, stay in one process, in order.
 GROUPS = {"test_browser.py": "browser", "test_platforms.py": "platforms", "test_kaggle.py": "platforms"}
+SMOKE_READERS = ("smoke_inputs", "smoke_1m", "smoke_run")  # in the order they are ready
 SMOKE_NEEDED = False  # whether any selected test reads the smoke run
+TEST_NICENESS = 10  # how much lower the tests' priority is than the smoke run's
 
 
-def _needs_smoke(item) -> bool:
-    return "smoke_run" in item.fixturenames or item.path.name == "test_browser.py"
+def _smoke_stage(item) -> int:
+    """0: reads nothing of the smoke run; else 1 + the index of the last part it reads."""
+    if item.path.name == "test_browser.py":
+        return len(SMOKE_READERS)
+    return max((1 + i for i, name in enumerate(SMOKE_READERS) if name in item.fixturenames), default=0)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
 def pytest_collection_modifyitems(config, items):
-    global SMOKE_NEEDED
     for item in items:
         if GROUPS.get(item.path.name):
             item.add_marker(pytest.mark.xdist_group(GROUPS[item.path.name]))
     # Stable sorts, each file's order kept: the simulated platforms first (the longest group), the
-    # smoke run's readers last (run_tests.sh keeps this order: --no-loadscope-reorder).
-    items.sort(key=lambda item: (GROUPS.get(item.path.name) != "platforms", _needs_smoke(item)))
-    SMOKE_NEEDED = any(_needs_smoke(item) for item in items)
+    # smoke run's readers last, in the order its parts are ready (run_tests.sh keeps this order:
+    # --no-loadscope-reorder).
+    items.sort(key=lambda item: (GROUPS.get(item.path.name) != "platforms", _smoke_stage(item)))
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session):
-    """In a worker of --dist loadgroup, xdist has put each group's name in its tests' ids ("...@browser"):
-    if it has not (a pytest that xdist does not support), a module's server would start twice."""
+    """Whether the smoke run is needed, now that -k and -m have deselected; and in a worker of --dist
+    loadgroup, a check that xdist has put each group's name in its tests' ids ("...@browser"): if it
+    has not (a pytest that xdist does not support), a module's server would start twice."""
+    global SMOKE_NEEDED
+    SMOKE_NEEDED = any(_smoke_stage(item) for item in session.items)
     if getattr(session.config.option, "loadgroup", False) and os.environ.get("PYTEST_XDIST_WORKER"):
         ungrouped = [item.nodeid for item in session.items
                      if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
@@ -83,20 +92,21 @@ def _smoke_folder(tmp_path_factory) -> Path:
     return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "smoke-run"
 
 
-def _build_smoke(folder: Path, clone: Path, env: dict) -> None:
-    """Run the series in the clone; record how it went in result.json, written last."""
+def _finish_smoke(folder: Path, clone: Path, proc: subprocess.Popen) -> None:
+    """Wait for the smoke run; record how it went in result.json, written last."""
     try:
-        proc = subprocess.run([sys.executable, "-m", "junglegpt.run_all", "--profile", "smoke", "--sizes", "all",
-                               "--extras"], capture_output=True, text=True, timeout=3000, env=env, cwd=clone)
-        result = {"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+        stdout, stderr = proc.communicate(timeout=3000)
+        result = {"returncode": proc.returncode, "stdout": stdout, "stderr": stderr}
     except Exception as err:  # noqa: BLE001 - whatever it was, the waiting tests must hear of it
+        proc.kill()
         result = {"returncode": -1, "stdout": "", "stderr": f"{type(err).__name__}: {err}"}
     atomic_write_json(folder / "result.json", {"clone": str(clone), **result})
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _smoke_build_started(tmp_path_factory, shared_data):
-    """Start the smoke run at once, in the background, in whichever process claims it first."""
+    """Start the smoke run at once, in the background, in whichever process claims it first; then
+    lower this process's priority (and so its tests'), so that the smoke run is not slowed by them."""
     if not SMOKE_NEEDED:
         yield
         return
@@ -105,16 +115,52 @@ def _smoke_build_started(tmp_path_factory, shared_data):
     try:
         os.close(os.open(folder / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:  # another process builds it
+        os.nice(TEST_NICENESS)
         yield
         return
     clone = clone_of_the_working_tree(folder / "junglegpt")
     # The environment as it is now, before any test changes it: offline even where there is a
     # network, and the clone's package, whose default --out is the clone.
     env = {**os.environ, jb.DATA_DIR_ENV: str(shared_data), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(clone)}
-    builder = threading.Thread(target=_build_smoke, args=(folder, clone, env), daemon=True)
-    builder.start()
+    proc = subprocess.Popen([sys.executable, "-m", "junglegpt.run_all", "--profile", "smoke", "--sizes", "all",
+                             "--extras"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=clone)
+    os.nice(TEST_NICENESS)  # after starting it: the run keeps the usual priority
+    waiter = threading.Thread(target=_finish_smoke, args=(folder, clone, proc), daemon=True)
+    waiter.start()
     yield
-    builder.join()  # a process must not leave before the run it started has finished
+    waiter.join()  # a process must not leave before the run it started has finished
+
+
+def _smoke_ready(tmp_path_factory, job: str | None) -> tuple[OutputDirs, str]:
+    """The smoke run's output folder once `job` (a label of run_all, e.g. "02_tokenizer") has
+    finished, or once all of it has (None); and the runner's output so far."""
+    folder = _smoke_folder(tmp_path_factory)
+    result_file, clone = folder / "result.json", OutputDirs(folder / "junglegpt")
+    deadline = time.monotonic() + 3600
+    while not result_file.exists():
+        if job is not None and (clone.executed / ".done" / f"{job}.json").exists():
+            return clone, ""
+        if time.monotonic() > deadline:
+            pytest.fail(f"the smoke run did not finish within an hour ({result_file} is missing)")
+        time.sleep(1)
+    result = read_json(result_file)
+    assert result["returncode"] == 0, result["stdout"] + result["stderr"]
+    assert f"output {result['clone']}," in result["stdout"]
+    return OutputDirs(result["clone"]), result["stdout"]
+
+
+@pytest.fixture(scope="session")
+def smoke_inputs(tmp_path_factory) -> OutputDirs:
+    """The smoke run's data/ and tokenizer/, as soon as notebooks 01 and 02 have made them. The run goes
+    on writing elsewhere (and adds 07's text to data/): copy these with `helpers.copy_inputs`."""
+    return _smoke_ready(tmp_path_factory, "02_tokenizer")[0]
+
+
+@pytest.fixture(scope="session")
+def smoke_1m(tmp_path_factory) -> OutputDirs:
+    """The smoke run's outputs as soon as its 1M model is trained: read models/1M, data/ and tokenizer/."""
+    return _smoke_ready(tmp_path_factory, "03_train_1M")[0]
 
 
 @pytest.fixture(scope="session")
@@ -127,14 +173,4 @@ def smoke_run(tmp_path_factory, shared_data):
     (tests/test_extras.py fine-tunes a local checkpoint instead). Tests read it and never write in it
     (they copy what they change), since both processes read it at once.
     """
-    result_file = _smoke_folder(tmp_path_factory) / "result.json"
-    deadline = time.monotonic() + 3600
-    while not result_file.exists():
-        if time.monotonic() > deadline:
-            pytest.fail(f"the smoke run did not finish within an hour ({result_file} is missing)")
-        time.sleep(1)
-    result = read_json(result_file)
-    clone = Path(result["clone"])
-    assert result["returncode"] == 0, result["stdout"] + result["stderr"]
-    assert f"output {clone}," in result["stdout"]
-    return OutputDirs(clone), result["stdout"]
+    return _smoke_ready(tmp_path_factory, None)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from junglegpt.paths import OutputDirs
 from junglegpt.run_all import Job, run_job
 
 
@@ -47,6 +48,14 @@ def linked_copy(src: Path, dest: Path, ignore=None) -> Path:
     is written to a new file, then renamed over the old: junglegpt.io). A test that damages a file
     must replace it too, never write through it, or it damages the original."""
     return Path(shutil.copytree(src, dest, ignore=ignore, copy_function=os.link))
+
+
+def copy_inputs(smoke: OutputDirs, root: Path) -> OutputDirs:
+    """A folder holding what notebooks 01 and 02 make (data/, tokenizer/), copied from the smoke run
+    (`smoke_inputs`) while it may still be writing: its temporary files and 07's text are left out."""
+    shutil.copytree(smoke.data, root / "data", ignore=shutil.ignore_patterns(".*", "more_data*"))
+    shutil.copytree(smoke.tokenizer, root / "tokenizer")
+    return OutputDirs(root)
 
 
 def git_status(repo: Path) -> str:

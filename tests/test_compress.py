@@ -15,8 +15,8 @@ from junglegpt.compress import CompressedFileError
 
 
 @pytest.fixture(scope="module")
-def model_dir(smoke_run):
-    return smoke_run[0].model("1M")
+def model_dir(smoke_1m):
+    return smoke_1m.model("1M")
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,8 @@ def model_and_tokenizer(model_dir):
 
 
 @pytest.fixture(scope="module")
-def val_text(smoke_run):
-    return smoke_run[0].val_txt.read_text(encoding="utf-8")[:2000]
+def val_text(smoke_1m):
+    return smoke_1m.val_txt.read_text(encoding="utf-8")[:2000]
 
 
 def _ids(tokenizer, text):

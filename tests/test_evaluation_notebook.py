@@ -7,7 +7,7 @@ import shutil
 
 from junglegpt.sizes import SIZES
 
-from .helpers import executed_text, run_notebook
+from .helpers import copy_inputs, executed_text, run_notebook
 
 
 def test_results_json_has_every_size_and_every_baseline(smoke_run):
@@ -47,11 +47,9 @@ def test_missing_sizes_are_named_and_none_fails_clearly(smoke_run, tmp_path):
     assert [r["size"] for r in results["sizes"]] == ["1M", "3M"]
 
 
-def test_05_opened_with_no_trained_size_says_how_long_then_trains_1m_and_generates(smoke_run, tmp_path):
+def test_05_opened_with_no_trained_size_says_how_long_then_trains_1m_and_generates(smoke_inputs, tmp_path):
     """Notebook 05 opened alone (a fresh Kaggle or Colab session): no model, so it trains one first."""
-    out, _ = smoke_run
-    shutil.copytree(out.data, tmp_path / "data")
-    shutil.copytree(out.tokenizer, tmp_path / "tokenizer")
+    copy_inputs(smoke_inputs, tmp_path)
     ok, tail = run_notebook("05_generate", tmp_path, interactive=False, max_new_tokens=5)
     assert ok, tail
     said = executed_text(tmp_path, "05_generate")

@@ -78,12 +78,12 @@ def test_bits_per_byte_formula():
     assert bits_per_byte(math.log(2) * 800, 100) == pytest.approx(8.0)
 
 
-def test_score_text_scores_the_text_or_its_first_tokens_and_counts_their_bytes(smoke_run):
+def test_score_text_scores_the_text_or_its_first_tokens_and_counts_their_bytes(smoke_inputs):
     from transformers import AutoTokenizer
 
     from junglegpt.metrics import score_text
 
-    tokenizer = AutoTokenizer.from_pretrained(smoke_run[0].tokenizer)
+    tokenizer = AutoTokenizer.from_pretrained(smoke_inputs.tokenizer)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=32, n_embd=16, n_layer=1, n_head=2))
     text = "Now this is the Law of the Jungle, as old and as true as the sky."
     ids = torch.tensor(tokenizer.encode(text))

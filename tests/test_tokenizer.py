@@ -14,13 +14,13 @@ from .helpers import run_notebook
 
 
 @pytest.fixture(scope="module")
-def tokenizer(smoke_run):
-    out, _ = smoke_run
+def tokenizer(smoke_inputs):
+    out = smoke_inputs
     return AutoTokenizer.from_pretrained(out.tokenizer)
 
 
-def test_tokenizer_loads_with_autotokenizer_and_round_trips(smoke_run, tokenizer):
-    out, _ = smoke_run
+def test_tokenizer_loads_with_autotokenizer_and_round_trips(smoke_inputs, tokenizer):
+    out = smoke_inputs
     assert len(tokenizer) == 2048
     assert tokenizer.eos_token == tokenizer.bos_token == tokenizer.pad_token == "<|endoftext|>"
     for path in (out.train_txt, out.val_txt):
@@ -30,17 +30,17 @@ def test_tokenizer_loads_with_autotokenizer_and_round_trips(smoke_run, tokenizer
     assert tokenizer.decode(tokenizer.encode(odd)) == odd
 
 
-def test_vocabulary_study_figure_and_table(smoke_run):
-    out, _ = smoke_run
+def test_vocabulary_study_figure_and_table(smoke_inputs):
+    out = smoke_inputs
     assert (out.figures / "02_vocab_size_study.png").exists()
     table = (out.data / "tokenizer_study.csv").read_text().splitlines()
     assert table[0].startswith("asked,tokenizer,vocab,train bytes/token")
     assert len(table) >= 8
 
 
-def test_fitted_on_train_only_and_deterministic(smoke_run, tmp_path, shared_data):
+def test_fitted_on_train_only_and_deterministic(smoke_inputs, tmp_path, shared_data):
     """Swap the validation text for another book: the tokenizer files must not change by one byte."""
-    smoke, _ = smoke_run
+    smoke = smoke_inputs
     out = OutputDirs(tmp_path).make()
     shutil.copy(smoke.train_txt, out.train_txt)
     heldout = jb.clean_text(jb.read_text(shared_data / "heldout" / "pg37364.txt"))
@@ -66,9 +66,8 @@ def test_sensible_vocab_sizes_are_taken_as_whole_numbers(vocab_size):
     assert check_vocab_size(vocab_size) == int(vocab_size)
 
 
-def test_notebook_02_refuses_an_absurd_vocab_size_before_fitting_anything(smoke_run, tmp_path):
-    smoke, _ = smoke_run
-    shutil.copytree(smoke.data, tmp_path / "data")
+def test_notebook_02_refuses_an_absurd_vocab_size_before_fitting_anything(smoke_inputs, tmp_path):
+    shutil.copytree(smoke_inputs.data, tmp_path / "data", ignore=shutil.ignore_patterns(".*", "more_data*"))
     ok, tail = run_notebook("02_tokenizer", tmp_path, vocab_size="abc")
     assert not ok
     assert "choose a whole number between 257" in tail

@@ -15,7 +15,7 @@ from junglegpt.paths import OutputDirs
 from junglegpt.sizes import SIZES
 from junglegpt.training import KILL_FOR_TEST_ENV
 
-from .helpers import executed_text, linked_copy, run_notebook
+from .helpers import copy_inputs, executed_text, linked_copy, run_notebook
 
 
 def test_smoke_sweep_leaves_all_eight_model_folders(smoke_run):
@@ -50,8 +50,8 @@ def test_unknown_size_fails_at_once_listing_the_valid_ones(tmp_path):
     assert "1M, 3M, 7M, 15M, 22M, 37M, 59M, 100M" in tail
 
 
-def test_negative_learning_rate_is_refused_before_training(smoke_run, tmp_path):
-    shutil.copytree(smoke_run[0].data, tmp_path / "data")
+def test_negative_learning_rate_is_refused_before_training(smoke_inputs, tmp_path):
+    copy_inputs(smoke_inputs, tmp_path)
     ok, tail = run_notebook("03_train", tmp_path, lr=-0.001)
     assert not ok and "learning rate" in tail
     assert not (tmp_path / "models").exists()
@@ -83,33 +83,41 @@ def test_the_model_learns_the_next_token_not_the_one_after(tmp_path):
 RECIPES = {"cosine": {},
            "plateau and average": dict(schedule="plateau", decay_patience=1, decay_fraction=1.0, ema_decay=0.5,
                                        lr=0.05)}
+# Checkpoints every 2 steps, of which the two newest are kept: a kill at step 6 leaves 2 and 4.
+# fp32 named, since a CPU with fast bf16 would choose bf16 by itself.
+RESUMABLE = dict(model_size="1M", max_steps=10, eval_interval=2, checkpoint_interval=2, patience=100,
+                 precision="fp32")
+_STRAIGHT: dict[str, dict] = {}
+
+
+def straight_run(smoke_inputs, tmp_path_factory, recipe: str) -> dict:
+    """The metrics of an uninterrupted run with these settings: what every resumed run must match.
+    Made once per recipe, for the tests of this file that compare with it."""
+    if recipe not in _STRAIGHT:
+        out = copy_inputs(smoke_inputs, tmp_path_factory.mktemp("straight"))
+        ok, tail = run_notebook("03_train", out.root, **RESUMABLE, **RECIPES[recipe])
+        assert ok, tail
+        _STRAIGHT[recipe] = json.loads((out.model("1M") / "metrics.json").read_text())
+    return _STRAIGHT[recipe]
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_killed_run_resumes_to_the_same_result(smoke_run, tmp_path, recipe):
-    settings = dict(model_size="1M", max_steps=8, eval_interval=2, checkpoint_interval=2, patience=100,
-                    **RECIPES[recipe])
-    runs = {}
-    for name in ("straight", "killed"):
-        root = tmp_path / name
-        shutil.copytree(smoke_run[0].data, root / "data")
-        shutil.copytree(smoke_run[0].tokenizer, root / "tokenizer")
-        runs[name] = OutputDirs(root)
-    ok, tail = run_notebook("03_train", runs["straight"].root, **settings)
-    assert ok, tail
-
+def test_killed_run_resumes_to_the_same_result(smoke_inputs, tmp_path, tmp_path_factory, recipe):
+    settings = {**RESUMABLE, **RECIPES[recipe]}
+    straight = straight_run(smoke_inputs, tmp_path_factory, recipe)
+    killed = copy_inputs(smoke_inputs, tmp_path / "killed")
     # Killed (like kill -9) half-way through writing the checkpoint of step 6.
-    ok, tail = run_notebook("03_train", runs["killed"].root, env={KILL_FOR_TEST_ENV: "6"}, **settings)
+    ok, tail = run_notebook("03_train", killed.root, env={KILL_FOR_TEST_ENV: "6"}, **settings)
     assert not ok
     assert "The kernel died, probably out of memory. Rerun the same command" in tail
-    state_dir = runs["killed"].model("1M") / "training"
+    state_dir = killed.model("1M") / "training"
     assert sorted(p.name for p in state_dir.glob("step_*")) == ["step_000002", "step_000004"]  # the two newest
     assert list(state_dir.glob(".step_000006*")), "the half-written checkpoint is left as a temporary folder"
 
-    ok, tail = run_notebook("03_train", runs["killed"].root, **settings)
+    ok, tail = run_notebook("03_train", killed.root, **settings)
     assert ok, tail
-    assert "resuming from step_000004" in executed_text(runs["killed"].root, "03_train")
-    straight, resumed = (json.loads((r.model("1M") / "metrics.json").read_text()) for r in runs.values())
+    assert "resuming from step_000004" in executed_text(killed.root, "03_train")
+    resumed = json.loads((killed.model("1M") / "metrics.json").read_text())
     assert resumed["history"] == straight["history"]
     assert resumed["best_val_loss"] == straight["best_val_loss"]
     assert not state_dir.exists()
@@ -132,14 +140,8 @@ def test_finished_size_is_not_retrained_unless_forced(smoke_run, tmp_path, force
     assert again["history"] == first["history"]
 
 
-def _copy_inputs(smoke_run, root) -> OutputDirs:
-    shutil.copytree(smoke_run[0].data, root / "data")
-    shutil.copytree(smoke_run[0].tokenizer, root / "tokenizer")
-    return OutputDirs(root)
-
-
-def test_quick_profile_measures_its_step_time_and_fills_its_budget(smoke_run, tmp_path):
-    out = _copy_inputs(smoke_run, tmp_path)
+def test_quick_profile_measures_its_step_time_and_fills_its_budget(smoke_inputs, tmp_path):
+    out = copy_inputs(smoke_inputs, tmp_path)
     ok, tail = run_notebook("03_train", out.root, profile="quick", model_size="1M", time_budget_s=6)
     assert ok, tail
     metrics = json.loads((out.model("1M") / "metrics.json").read_text())
@@ -155,8 +157,8 @@ def test_quick_profile_measures_its_step_time_and_fills_its_budget(smoke_run, tm
     assert "steps fit in 6 s" in executed_text(out.root, "03_train")
 
 
-def test_an_interrupted_quick_run_keeps_the_step_count_it_measured(smoke_run, tmp_path):
-    out = _copy_inputs(smoke_run, tmp_path)
+def test_an_interrupted_quick_run_keeps_the_step_count_it_measured(smoke_inputs, tmp_path):
+    out = copy_inputs(smoke_inputs, tmp_path)
     atomic_write_json(out.model("1M") / "training" / "step_budget.json",
                       {"step_s": 0.5, "eval_s": 1.0, "budget_s": 600, "max_steps": 6})
     ok, tail = run_notebook("03_train", out.root, profile="quick", model_size="1M", time_budget_s=600)
@@ -166,40 +168,38 @@ def test_an_interrupted_quick_run_keeps_the_step_count_it_measured(smoke_run, tm
     assert [h["step"] for h in metrics["history"]] == [3, 6]
 
 
-def test_bf16_training_changes_the_numbers_a_little_and_keeps_fp32_weights(smoke_run, tmp_path):
-    runs = {}
-    for precision in ("fp32", "bf16"):  # bf16 is forced: a CPU without bf16 instructions emulates it
-        out = _copy_inputs(smoke_run, tmp_path / precision)
-        ok, tail = run_notebook("03_train", out.root, model_size="1M", precision=precision, max_steps=6,
-                                eval_interval=3)
-        assert ok, tail
-        runs[precision] = json.loads((out.model("1M") / "metrics.json").read_text())
+def test_bf16_training_changes_the_numbers_a_little_and_keeps_fp32_weights(smoke_inputs, tmp_path,
+                                                                          tmp_path_factory):
+    runs = {"fp32": straight_run(smoke_inputs, tmp_path_factory, "cosine")}
+    out = copy_inputs(smoke_inputs, tmp_path)  # bf16 is forced: a CPU without bf16 instructions emulates it
+    ok, tail = run_notebook("03_train", out.root, **{**RESUMABLE, "precision": "bf16"})
+    assert ok, tail
+    runs["bf16"] = json.loads((out.model("1M") / "metrics.json").read_text())
+    for precision in runs:
         assert runs[precision]["label"] == f"smoke, CPU, {precision}"
-        model = AutoModelForCausalLM.from_pretrained(out.model("1M"))
-        assert {p.dtype for p in model.parameters()} == {torch.float32}
+    model = AutoModelForCausalLM.from_pretrained(out.model("1M"))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
     fp32, bf16 = ([h["val_loss"] for h in runs[p]["history"]] for p in ("fp32", "bf16"))
     assert fp32 != bf16, "precision='bf16' must change how the training step computes"
     assert all(abs(a - b) < 0.05 for a, b in zip(fp32, bf16, strict=True)), (fp32, bf16)
 
 
-def test_a_damaged_checkpoint_falls_back_to_the_one_before(smoke_run, tmp_path):
-    settings = dict(model_size="1M", max_steps=10, eval_interval=2, checkpoint_interval=2, patience=100)
-    straight, damaged = (_copy_inputs(smoke_run, tmp_path / name) for name in ("straight", "damaged"))
-    ok, tail = run_notebook("03_train", straight.root, **settings)
-    assert ok, tail
-    ok, _ = run_notebook("03_train", damaged.root, env={KILL_FOR_TEST_ENV: "8"}, **settings)
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(smoke_inputs, tmp_path, tmp_path_factory):
+    straight = straight_run(smoke_inputs, tmp_path_factory, "cosine")
+    damaged = copy_inputs(smoke_inputs, tmp_path / "damaged")
+    ok, _ = run_notebook("03_train", damaged.root, env={KILL_FOR_TEST_ENV: "8"}, **RESUMABLE)
     assert not ok
     state_dir = damaged.model("1M") / "training"
     weights = state_dir / "step_000006" / "best_model.safetensors"
     assert weights.exists(), "the best weights are part of the checkpoint folder"
     weights.write_bytes(weights.read_bytes()[:100])  # damaged after it was written
 
-    ok, tail = run_notebook("03_train", damaged.root, **settings)
+    ok, tail = run_notebook("03_train", damaged.root, **RESUMABLE)
     assert ok, tail
     said = executed_text(damaged.root, "03_train")
     assert "could not load the checkpoint step_000006" in said and "resuming from step_000004" in said
-    first, resumed = (json.loads((r.model("1M") / "metrics.json").read_text()) for r in (straight, damaged))
-    assert resumed["history"] == first["history"]
+    resumed = json.loads((damaged.model("1M") / "metrics.json").read_text())
+    assert resumed["history"] == straight["history"]
 
 
 def test_a_finished_size_is_retrained_after_its_training_text_changes(smoke_run, tmp_path):
