@@ -29,12 +29,10 @@ def collect(out: OutputDirs, name: str) -> Path:
     for experiment in ("finetuned", "more-data"):  # notebooks 06 and 07
         for metrics in sorted(out.models.glob(f"{experiment}/*/metrics.json")):
             shutil.copy(metrics, dest / "metrics" / f"{experiment}-{metrics.parent.name}.json")
-    for path in (out.results_json, out.root / "generations.json"):
+    for path in (out.results_json, out.executed / "run_summary.json", out.root / "generations.json"):
         if path.exists():
             shutil.copy(path, dest / path.name)
     (dest / "executed").mkdir(exist_ok=True)
-    if (out.executed / "run_summary.json").exists():
-        shutil.copy(out.executed / "run_summary.json", dest / "executed" / "run_summary.json")
     for notebook in sorted(out.executed.glob("*.ipynb")):
         atomic_write_text(dest / "executed" / notebook.name, slimmed(notebook.read_text(encoding="utf-8")))
     return dest

@@ -27,13 +27,13 @@ def _executed_notebook() -> str:
 
 
 def test_a_committed_notebook_keeps_its_text_and_loses_images_and_widget_state():
-    nb = json.loads(report.slimmed(_executed_notebook()))
-    outputs = nb["cells"][1]["outputs"]
-    assert [o["output_type"] for o in outputs] == ["stream", "execute_result", "display_data"]
-    assert "".join(outputs[0]["text"]) == "trained: 1M\n" and outputs[1]["data"] == {"text/plain": "a table"}
-    assert outputs[2]["data"] == {"text/plain": "Button()"}
-    assert "widgets" not in nb["metadata"]
-    nbformat.validate(nbformat.reads(json.dumps(nb), as_version=4))
+    nb = nbformat.reads(report.slimmed(_executed_notebook()), as_version=4)
+    nbformat.validate(nb)
+    outputs = nb.cells[1].outputs
+    assert [o.output_type for o in outputs] == ["stream", "execute_result", "display_data"]
+    assert outputs[0].text == "trained: 1M\n" and outputs[1].data == {"text/plain": "a table"}
+    assert outputs[2].data == {"text/plain": "Button()"}
+    assert "widgets" not in nb.metadata
 
 
 def test_collect_copies_results_and_slimmed_executed_notebooks(tmp_path, monkeypatch):
@@ -46,6 +46,6 @@ def test_collect_copies_results_and_slimmed_executed_notebooks(tmp_path, monkeyp
     dest = report.collect(out, "a-run")
     assert dest == tmp_path / "repo" / "results" / "a-run"
     assert json.loads((dest / "results.json").read_text()) == {"sizes": []}
-    assert (dest / "executed" / "run_summary.json").exists()
+    assert (dest / "run_summary.json").exists()
     copied = (dest / "executed" / "07_more_data.ipynb").read_text(encoding="utf-8")
     assert "image/png" not in copied and "trained: 1M" in copied
