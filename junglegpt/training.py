@@ -441,13 +441,16 @@ def precision_cache_key(size: str, batch: torch.Tensor) -> str:
 
 
 def use_physical_cores() -> str:
-    """Give torch one thread per physical core (hyper-threads slow matrix products down), and say so."""
+    """Give torch one thread per physical core (hyper-threads slow matrix products down), and say so.
+    An OMP_NUM_THREADS set by the user wins (./run_tests.sh sets 1: its processes share the cores)."""
     from .environment import physical_cores
 
-    cores = physical_cores()
-    if cores and not torch.cuda.is_available():
+    cores, chosen = physical_cores(), os.environ.get("OMP_NUM_THREADS")
+    if cores and not chosen and not torch.cuda.is_available():
         torch.set_num_threads(cores)
-    return f"{torch.get_num_threads()} threads ({cores or 'unknown'} physical cores)"
+    threads = torch.get_num_threads()
+    why = f"OMP_NUM_THREADS={chosen}" if chosen else f"{cores or 'unknown'} physical cores"
+    return f"{threads} thread{'s' if threads != 1 else ''} ({why})"
 
 
 def accelerate_mixed_precision(precision: str) -> str:

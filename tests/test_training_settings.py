@@ -379,3 +379,18 @@ def test_on_kaggle_or_colab_without_a_gpu_the_notebook_says_so_and_runs_quick(mo
     said = capsys.readouterr().out
     assert "No GPU in this session, so the quick profile" in said
     assert "T4" in said and ("Settings > Accelerator" in said) == (platform == "KAGGLE_KERNEL_RUN_TYPE")
+
+
+def test_torch_gets_a_thread_per_physical_core_unless_omp_num_threads_says_otherwise(monkeypatch):
+    from junglegpt import environment
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(environment, "physical_cores", lambda: 3)
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert training.use_physical_cores() == "3 threads (3 physical cores)" and torch.get_num_threads() == 3
+        torch.set_num_threads(1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # ./run_tests.sh: its processes share the cores
+        assert training.use_physical_cores() == "1 thread (OMP_NUM_THREADS=1)" and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
