@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -54,3 +56,21 @@ def test_the_readme_opens_every_notebook_on_colab_and_kaggle_from_repo_url():
     for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
         assert open_in_badges(path.stem) in readme, f"README: no Colab and Kaggle badges for {path.name}"
         assert all(REPO_URL.removeprefix("https://github.com/") in link for link in open_in_links(path.stem).values())
+
+
+def test_every_relative_link_in_the_documents_and_notebooks_leads_to_a_file():
+    """A link to an executed copy, a figure or a document that was moved or never made is a dead end
+    for a reader on GitHub."""
+    documents = [REPO_ROOT / "README.md", REPO_ROOT / "CONTRIBUTING.md", *REPO_ROOT.glob("docs/*.md"),
+                 *REPO_ROOT.glob("results/*/README.md"), *REPO_ROOT.glob("notebooks/*.ipynb")]
+    dead = []
+    for document in documents:
+        text = document.read_text(encoding="utf-8")
+        if document.suffix == ".ipynb":
+            text = "\n".join("".join(c["source"]) for c in json.loads(text)["cells"] if c["cell_type"] == "markdown")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address or an anchor on the same page
+            if not (document.parent / target.split("#")[0]).exists():
+                dead.append(f"{document.relative_to(REPO_ROOT)}: {target}")
+    assert len(documents) > 10 and dead == []
