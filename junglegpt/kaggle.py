@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from . import data
-from .notebook_setup import SETUP_CELL
+from .notebook_setup import INSTALLER, SETUP_CELL
 from .paths import REPO_ROOT
 
 DATASET_SLUG = "junglegpt-bundle"
@@ -144,6 +144,8 @@ def write_bundle(folder: Path, user: str | None = None, profile: str = "full", s
         shutil.rmtree(part, ignore_errors=True)
         part.mkdir(parents=True)
     wheel = build_wheel(dataset)
+    # What the notebooks' first cell looks for under /kaggle/input, and runs: it installs the wheel
+    shutil.copyfile(REPO_ROOT / "notebooks" / INSTALLER, dataset / INSTALLER)
     not_bundled = download_dependency_wheels(dataset / "wheels", python_versions)
     books = dataset / "books"
     books.mkdir()

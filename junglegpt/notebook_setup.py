@@ -1,68 +1,23 @@
 """The first code cell of every notebook, kept here so that one test can check they all agree.
 
-It has to work before `junglegpt` can be imported, so it is plain Python with no imports of ours.
-In a clone, ./run_all.sh has installed the package already (or the cell puts the clone on the
-path). Opened alone on Kaggle or Colab, the cell installs the package with pip from the first of:
-the JUNGLEGPT_PIP_SPEC environment variable (any pip requirement: a git URL, a folder, a wheel); a
-copy attached under Kaggle's input folder (a wheel named junglegpt-*.whl, or a source tree); the
-repository's address (`junglegpt.REPO_URL`). Wheels attached anywhere under Kaggle's input are
-offered to pip, which tries them alone first (Kaggle with the internet off). Every
-library already installed keeps its version (a pip constraint for each), so the platform's torch,
-transformers and the rest are never replaced, and no restart is needed; pip only adds what is
-missing.
+The cell is short: it finds the installer `notebooks/setup_junglegpt.py` (in this clone, in the one
+JUNGLEGPT_PIP_SPEC names, in a dataset attached on Kaggle, or else on GitHub) and runs it. The
+installer's docstring says what it does; tests/test_setup_cell.py runs both.
 """
 
 from . import REPO_URL
 
-SETUP_CELL = f'''#@title Setup: make `junglegpt` importable (on Kaggle and Colab, install it with pip)
-import glob
-import importlib.metadata
-import importlib.util
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
+INSTALLER = "setup_junglegpt.py"  # in notebooks/, and at the top of the Kaggle bundle's dataset
+INSTALLER_URL = REPO_URL.replace("https://github.com/", "https://raw.githubusercontent.com/") + "/main/notebooks/"
 
-missing = importlib.util.find_spec("junglegpt") is None
-if missing and os.path.exists("../junglegpt/__init__.py"):  # a clone
-    sys.path.insert(0, os.path.abspath(".."))
-elif missing:  # from JUNGLEGPT_PIP_SPEC, a copy attached on Kaggle, or GitHub
-    attached = os.environ.get("JUNGLEGPT_KAGGLE_INPUT", "/kaggle/input")
-    # ours, and the wheels of what Kaggle lacks
-    attached_wheels = sorted(glob.glob(f"{{attached}}/**/*.whl", recursive=True))
-    wheels = [p for p in attached_wheels
-              if os.path.basename(p).startswith("junglegpt-")]
-    tomls = sorted(glob.glob(f"{{attached}}/**/pyproject.toml", recursive=True))
-    trees = [os.path.dirname(p) for p in tomls if os.path.exists(
-        os.path.join(os.path.dirname(p), "junglegpt", "__init__.py"))]
-    fallback = "git+{REPO_URL}"
-    source = os.getenv("JUNGLEGPT_PIP_SPEC") or (wheels + trees + [fallback])[0]
-    is_path = os.sep in source or source.endswith(".whl")
-    if "://" not in source and is_path and not os.path.exists(source):
-        raise FileNotFoundError(f"JUNGLEGPT_PIP_SPEC is {{source!r}}, which does not "
-                                "exist: give a clone, a wheel, a URL")
-    if source in trees:  # Kaggle's input is read-only; pip builds inside a tree
-        source = shutil.copytree(source, os.path.join(tempfile.mkdtemp(), "junglegpt"))
-    # Every installed library keeps its version. Reversed: the first of a name wins.
-    installed = {{d.metadata["Name"].lower(): d.version
-                 for d in reversed(list(importlib.metadata.distributions()))
-                 if d.metadata["Name"]}}
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
-        keep.writelines(f"{{name}}=={{version}}\\n" for name, version in installed.items())
-    pip = [sys.executable, "-m", "pip", "install", "-q", "-c", keep.name]
-    if importlib.util.find_spec("setuptools"):  # then pip can build offline
-        pip.append("--no-build-isolation")
-    folders = sorted({{os.path.dirname(p) for p in attached_wheels}})
-    links = [arg for folder in folders for arg in ("--find-links", folder)]
-    print(f"Installing junglegpt from {{source}} (installed libraries keep versions)")
-    offline = bool(links) and subprocess.run(
-        [*pip, "--no-index", *links, source]).returncode == 0
-    if not offline and subprocess.run([*pip, *links, source]).returncode != 0:
-        raise RuntimeError(
-            "pip could not install junglegpt (see above). Kaggle, internet off: attach "
-            "the dataset that ./run_all.sh --kaggle writes; else turn the internet on, "
-            "or set JUNGLEGPT_PIP_SPEC.")'''
+SETUP_CELL = f'''#@title Setup: make `junglegpt` importable (on Kaggle and Colab, pip installs it)
+import glob, os, runpy, urllib.request  # noqa: E401, I001 (one line: a short cell)
+where = [os.getenv("JUNGLEGPT_PIP_SPEC", "..") + "/notebooks",  # this clone
+         os.getenv("JUNGLEGPT_KAGGLE_INPUT", "/kaggle/input") + "/**"]  # on Kaggle
+found = [f for w in where for f in glob.glob(w + "/{INSTALLER}", recursive=True)]
+github = "{INSTALLER_URL}"
+found = found or [urllib.request.urlretrieve(github + "{INSTALLER}")[0]]
+runpy.run_path(found[0], run_name="__main__")'''
 
 
 def open_in_links(notebook: str, branch: str = "main") -> dict[str, str]:

@@ -13,8 +13,8 @@ import pytest
 
 from junglegpt import data as jb
 from junglegpt import kaggle, run_all
-from junglegpt.notebook_setup import SETUP_CELL
-from junglegpt.paths import KAGGLE_INPUT_ENV
+from junglegpt.notebook_setup import INSTALLER, SETUP_CELL
+from junglegpt.paths import KAGGLE_INPUT_ENV, REPO_ROOT
 
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 SECRET = "kaggle-key-that-must-not-leak-5d1e"
@@ -50,7 +50,10 @@ def test_the_kernel_runs_on_a_gpu_without_internet_with_the_dataset_attached(bun
     assert code[0] == SETUP_CELL and "run_all.main" in code[1] and '"full"' in code[1]
 
 
-def test_the_dataset_holds_the_wheel_with_the_notebooks_what_kaggle_lacks_and_every_book(bundle, monkeypatch):
+def test_the_dataset_holds_the_installer_the_wheel_with_the_notebooks_what_kaggle_lacks_and_every_book(
+        bundle, monkeypatch):
+    installer = (REPO_ROOT / "notebooks" / INSTALLER).read_bytes()
+    assert (bundle["dataset"] / INSTALLER).read_bytes() == installer  # what the setup cell looks for
     with zipfile.ZipFile(bundle["wheel"]) as wheel:
         names = wheel.namelist()
     assert "junglegpt/__init__.py" in names

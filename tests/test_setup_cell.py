@@ -1,18 +1,36 @@
-"""The notebooks' first cell, as it runs on Kaggle or Colab: where it installs the package from, and
-that every library already installed keeps its version. pip itself is replaced by a recorder."""
+"""The notebooks' first cell, as it runs on Kaggle or Colab: where it finds the installer
+(notebooks/setup_junglegpt.py), where that installs the package from, and that every library already
+installed keeps its version. pip itself, and the download from GitHub, are replaced by recorders."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import runpy
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 
 from junglegpt import REPO_URL
-from junglegpt.notebook_setup import SETUP_CELL
+from junglegpt.notebook_setup import INSTALLER, INSTALLER_URL, SETUP_CELL
+from junglegpt.paths import REPO_ROOT
+
+THE_INSTALLER = REPO_ROOT / "notebooks" / INSTALLER
+
+
+def fake_github(monkeypatch) -> list[str]:
+    """urlretrieve that hands over this checkout's installer, as GitHub would; returns the URLs asked."""
+    asked = []
+
+    def urlretrieve(url, filename=None):
+        asked.append(url)
+        return str(THE_INSTALLER), None
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", urlretrieve)
+    return asked
 
 
 def run_setup_cell(tmp_path, monkeypatch, kaggle_input: Path, pip_spec: str | None = None,
@@ -40,6 +58,7 @@ def run_setup_cell(tmp_path, monkeypatch, kaggle_input: Path, pip_spec: str | No
         return subprocess.CompletedProcess(args, 1 if offline_fails and "--no-index" in args else 0)
 
     monkeypatch.setattr(subprocess, "run", pip)
+    asked["downloaded"] = fake_github(monkeypatch)
     exec(SETUP_CELL, {"__name__": "__main__"})
     return asked
 
@@ -106,5 +125,54 @@ def test_a_failed_install_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("JUNGLEGPT_KAGGLE_INPUT", str(tmp_path / "no-input"))
     monkeypatch.delenv("JUNGLEGPT_PIP_SPEC", raising=False)
     monkeypatch.setattr(subprocess, "run", lambda args: subprocess.CompletedProcess(args, 1))
+    fake_github(monkeypatch)
     with pytest.raises(RuntimeError, match="attach the dataset that ./run_all.sh --kaggle writes"):
         exec(SETUP_CELL, {"__name__": "__main__"})
+
+
+def where_the_cell_finds_its_installer(monkeypatch, cwd: Path, kaggle_input: Path) -> tuple[list, list]:
+    """Run the cell with runpy.run_path recorded instead of run: (installers run, URLs downloaded)."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("JUNGLEGPT_KAGGLE_INPUT", str(kaggle_input))
+    ran = []
+    monkeypatch.setattr(runpy, "run_path", lambda path, run_name=None: ran.append(Path(path).resolve()))
+    downloaded = fake_github(monkeypatch)
+    exec(SETUP_CELL, {"__name__": "__main__"})
+    return ran, downloaded
+
+
+def test_in_a_clone_the_cell_runs_the_clones_installer(monkeypatch, tmp_path):
+    monkeypatch.delenv("JUNGLEGPT_PIP_SPEC", raising=False)
+    ran, downloaded = where_the_cell_finds_its_installer(monkeypatch, REPO_ROOT / "notebooks", tmp_path)
+    assert ran == [THE_INSTALLER] and downloaded == []
+
+
+def test_the_cell_runs_the_installer_of_the_clone_pip_installs(monkeypatch, tmp_path):
+    clone = tmp_path / "my-fork"
+    (clone / "notebooks").mkdir(parents=True)
+    (clone / "notebooks" / INSTALLER).write_text("")
+    monkeypatch.setenv("JUNGLEGPT_PIP_SPEC", str(clone))
+    ran, downloaded = where_the_cell_finds_its_installer(monkeypatch, tmp_path, tmp_path / "no-input")
+    assert ran == [(clone / "notebooks" / INSTALLER).resolve()] and downloaded == []
+
+
+def test_on_kaggle_the_cell_runs_the_installer_attached_with_the_dataset(monkeypatch, tmp_path):
+    attached = tmp_path / "input" / "junglegpt-package-and-books"
+    attached.mkdir(parents=True)
+    (attached / INSTALLER).write_text("")
+    monkeypatch.delenv("JUNGLEGPT_PIP_SPEC", raising=False)
+    (tmp_path / "working").mkdir()
+    ran, downloaded = where_the_cell_finds_its_installer(monkeypatch, tmp_path / "working", tmp_path / "input")
+    assert ran == [(attached / INSTALLER).resolve()] and downloaded == []
+
+
+def test_opened_alone_elsewhere_the_cell_downloads_this_repositorys_installer(monkeypatch, tmp_path):
+    monkeypatch.delenv("JUNGLEGPT_PIP_SPEC", raising=False)
+    ran, downloaded = where_the_cell_finds_its_installer(monkeypatch, tmp_path, tmp_path / "no-input")
+    assert downloaded == [INSTALLER_URL + INSTALLER] and ran == [THE_INSTALLER]
+    owner_and_name = REPO_URL.removeprefix("https://github.com/")
+    assert downloaded[0] == f"https://raw.githubusercontent.com/{owner_and_name}/main/notebooks/{INSTALLER}"
+
+
+def test_the_installer_installs_from_this_repository():
+    assert runpy.run_path(str(THE_INSTALLER))["REPO_URL"] == REPO_URL
