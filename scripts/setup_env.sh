@@ -34,7 +34,9 @@ stamp="$("$PYTHON" -c 'import sys; print(sys.prefix)')/.junglegpt-installed"
 want="$(cat "$repo_root/pyproject.toml" | sha256sum | cut -d' ' -f1) $extras $repo_root"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "Installing JungleGPT and its dependencies (once; a few minutes) ..."
-  "$PYTHON" -m pip install --quiet --disable-pip-version-check "${pip_args[@]}" -e "$repo_root[$extras]" \
+  # --no-compile: Python compiles a module when it is first imported, instead of every module of
+  # torch and the rest up front
+  "$PYTHON" -m pip install --quiet --no-compile --disable-pip-version-check "${pip_args[@]}" -e "$repo_root[$extras]" \
     || { echo "error: pip install failed (see above). Check your internet connection or disk space, then run again." >&2; exit 1; }
   echo "$want" >"$stamp"
 fi
