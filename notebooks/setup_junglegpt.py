@@ -86,5 +86,5 @@ def main() -> None:
     install(pip_source(attached), attached)
 
 
-if __name__ == "__main__":
+if __name__ in ("__main__", "<run_path>"):  # run as a script, or by runpy.run_path
     main()

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from junglegpt import REPO_URL
-from junglegpt.notebook_setup import INSTALLER, INSTALLER_URL, SETUP_CELL
+from junglegpt.notebook_setup import INSTALLER, SETUP_CELL
 from junglegpt.paths import REPO_ROOT
 
 THE_INSTALLER = REPO_ROOT / "notebooks" / INSTALLER
@@ -130,12 +130,17 @@ def test_a_failed_install_says_what_to_do(tmp_path, monkeypatch):
         exec(SETUP_CELL, {"__name__": "__main__"})
 
 
-def where_the_cell_finds_its_installer(monkeypatch, cwd: Path, kaggle_input: Path) -> tuple[list, list]:
-    """Run the cell with runpy.run_path recorded instead of run: (installers run, URLs downloaded)."""
+def where_the_cell_finds_its_installer(monkeypatch, cwd: Path, kaggle_input: Path,
+                                       installed: bool = False) -> tuple[list, list]:
+    """Run the cell with runpy.run_path recorded instead of run: (installers run, URLs downloaded).
+    `installed`: whether `junglegpt` can be imported already."""
     monkeypatch.chdir(cwd)
     monkeypatch.setenv("JUNGLEGPT_KAGGLE_INPUT", str(kaggle_input))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "junglegpt" and not installed
+                        else real_find_spec(name, *a))
     ran = []
-    monkeypatch.setattr(runpy, "run_path", lambda path, run_name=None: ran.append(Path(path).resolve()))
+    monkeypatch.setattr(runpy, "run_path", lambda path, *args, **kwargs: ran.append(Path(path).resolve()))
     downloaded = fake_github(monkeypatch)
     exec(SETUP_CELL, {"__name__": "__main__"})
     return ran, downloaded
@@ -169,10 +174,16 @@ def test_on_kaggle_the_cell_runs_the_installer_attached_with_the_dataset(monkeyp
 def test_opened_alone_elsewhere_the_cell_downloads_this_repositorys_installer(monkeypatch, tmp_path):
     monkeypatch.delenv("JUNGLEGPT_PIP_SPEC", raising=False)
     ran, downloaded = where_the_cell_finds_its_installer(monkeypatch, tmp_path, tmp_path / "no-input")
-    assert downloaded == [INSTALLER_URL + INSTALLER] and ran == [THE_INSTALLER]
-    owner_and_name = REPO_URL.removeprefix("https://github.com/")
-    assert downloaded[0] == f"https://raw.githubusercontent.com/{owner_and_name}/main/notebooks/{INSTALLER}"
+    assert downloaded == [f"{REPO_URL}/raw/main/notebooks/{INSTALLER}"] and ran == [THE_INSTALLER]
+
+
+def test_where_junglegpt_is_installed_already_the_cell_neither_downloads_nor_installs(monkeypatch, tmp_path):
+    """A notebook copied out of the clone (as the browser test serves them), offline: nothing to do."""
+    monkeypatch.delenv("JUNGLEGPT_PIP_SPEC", raising=False)
+    ran, downloaded = where_the_cell_finds_its_installer(monkeypatch, tmp_path, tmp_path / "no-input",
+                                                         installed=True)
+    assert ran == [] and downloaded == []
 
 
 def test_the_installer_installs_from_this_repository():
-    assert runpy.run_path(str(THE_INSTALLER))["REPO_URL"] == REPO_URL
+    assert runpy.run_path(str(THE_INSTALLER), run_name="under_test")["REPO_URL"] == REPO_URL
