@@ -151,6 +151,19 @@ def _smoke_ready(tmp_path_factory, job: str | None) -> tuple[OutputDirs, str]:
 
 
 @pytest.fixture(scope="session")
+def kaggle_bundle(tmp_path_factory, shared_data) -> dict:
+    """What ./run_all.sh --kaggle writes (the dataset: installer, wheel, dependency wheels, books; the
+    kernel), for this Python, once for test_kaggle.py and the simulated Kaggle of test_platforms.py
+    (one process: their group). Read it; never write in it."""
+    from junglegpt import kaggle
+
+    with pytest.MonkeyPatch.context() as patch:  # session fixtures run before the per-test one
+        patch.setenv(jb.DATA_DIR_ENV, str(shared_data))
+        return kaggle.write_bundle(tmp_path_factory.mktemp("kaggle-bundle"), user="jungle-reader",
+                                   python_versions=(f"{sys.version_info.major}.{sys.version_info.minor}",))
+
+
+@pytest.fixture(scope="session")
 def smoke_inputs(tmp_path_factory) -> OutputDirs:
     """The smoke run's data/ and tokenizer/, as soon as notebooks 01 and 02 have made them. The run goes
     on writing elsewhere (and adds 07's text to data/): copy these with `helpers.copy_inputs`."""

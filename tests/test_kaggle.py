@@ -16,14 +16,12 @@ from junglegpt import kaggle, run_all
 from junglegpt.notebook_setup import INSTALLER, SETUP_CELL
 from junglegpt.paths import KAGGLE_INPUT_ENV, REPO_ROOT
 
-PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 SECRET = "kaggle-key-that-must-not-leak-5d1e"
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory, shared_data):
-    folder = tmp_path_factory.mktemp("kaggle-bundle")
-    return kaggle.write_bundle(folder, user="jungle-reader", python_versions=(PYTHON,))
+@pytest.fixture
+def bundle(kaggle_bundle):
+    return kaggle_bundle
 
 
 def test_the_dataset_metadata_is_what_the_kaggle_cli_requires(bundle):

@@ -35,7 +35,6 @@ from junglegpt.paths import REPO_ROOT
 from .helpers import clone_of_the_working_tree
 
 pytestmark = pytest.mark.platforms
-PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 TORCH = "torch==2.13.0"  # the local CPU build (no CUDA libraries to download: gigabytes and minutes)
 
 
@@ -143,15 +142,12 @@ OFFLINE = {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/s
 
 
 @pytest.fixture(scope="module")
-def kaggle_session(simulated, tmp_path_factory, shared_data):
+def kaggle_session(simulated, tmp_path_factory, kaggle_bundle):
     """The Kaggle layout: /kaggle/input with the bundle of ./run_all.sh --kaggle (as a Kaggle dataset
     mounts it: its files, read-only), and an empty /kaggle/working."""
     root = tmp_path_factory.mktemp("kaggle")
-    with pytest.MonkeyPatch.context() as patch:  # module fixtures run before conftest's per-test one
-        patch.setenv("JUNGLE_DATA_DIR", str(shared_data))
-        bundle = kaggle.write_bundle(root / "bundle", user="jungle-reader", python_versions=(PYTHON,))
     attached = root / "input" / kaggle.DATASET_SLUG
-    shutil.copytree(bundle["dataset"], attached)
+    shutil.copytree(kaggle_bundle["dataset"], attached)
     for path in sorted(attached.rglob("*"), reverse=True):
         path.chmod(0o555 if path.is_dir() else 0o444)
     env = {"KAGGLE_KERNEL_RUN_TYPE": "Interactive", "JUNGLEGPT_KAGGLE_INPUT": str(root / "input"), **OFFLINE}
