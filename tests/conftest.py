@@ -25,11 +25,13 @@ def _shared_data() -> Path:
 
 
 # ./run_tests.sh runs the tests in two processes (pytest-xdist, --dist loadgroup). The smoke run is
-# built once for both, in the background of the first process to start, at a higher priority than
-# the tests (it is the longest chain of work in the run). Tests that do not need it run meanwhile;
-# those that do come last, in the order its parts are ready: `smoke_inputs` (data and tokenizer,
-# after notebook 02), `smoke_1m` (the 1M model), `smoke_run` (all of it). Tests that share a
-# module-scoped server, or build a wheel of the working tree, stay in one process, in order.
+# built once for both, in the background of the first process to start (it is the longest chain of
+# work in the run). The tests lower their priority, but where Linux groups CPU time by session
+# (autogroups) that does not reach notebook kernels: each starts in a session of its own. Tests
+# that do not need it run meanwhile; those that do come last, in the order its parts are ready:
+# `smoke_inputs` (data and tokenizer, after notebook 02), `smoke_1m` (the 1M model), `smoke_run`
+# (all of it). Tests that share a module-scoped server, or build a wheel of the working tree, stay
+# in one process, in order.
 GROUPS = {"test_browser.py": "browser", "test_platforms.py": "platforms", "test_kaggle.py": "platforms"}
 SMOKE_READERS = ("smoke_inputs", "smoke_1m", "smoke_run")  # in the order they are ready
 SMOKE_NEEDED = False  # whether any selected test reads the smoke run
