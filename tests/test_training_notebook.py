@@ -213,14 +213,3 @@ def test_a_finished_size_is_retrained_after_its_training_text_changes(smoke_run,
     assert "already finished" not in executed_text(out.root, "03_train")
     metrics = json.loads((out.model("1M") / "metrics.json").read_text())
     assert metrics["train_sha256"] == file_sha256(out.train_txt)
-
-
-def test_opened_alone_in_an_empty_folder_it_makes_the_split_and_tokenizer_first(tmp_path):
-    """A fresh Kaggle or Colab session: no notebook has run. 03 runs 01 and 02 itself, then trains."""
-    ok, tail = run_notebook("03_train", tmp_path)
-    assert ok, tail
-    out = OutputDirs(tmp_path)
-    for name in ("01_data_exploration", "02_tokenizer"):
-        assert (out.executed / f"{name}.ipynb").exists()
-        assert f"{name} has not run in {tmp_path}: running it now" in executed_text(tmp_path, "03_train")
-    assert (out.tokenizer / "tokenizer.json").exists() and (out.model("1M") / "metrics.json").exists()
