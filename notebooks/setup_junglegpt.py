@@ -29,9 +29,10 @@ import tempfile
 REPO_URL = "https://github.com/junglegpt/junglegpt"  # = junglegpt.REPO_URL (tested)
 
 
-def pip_source(attached: str) -> str:
+def pip_source(attached: str, attached_wheels: list[str]) -> str:
     """What pip installs: JUNGLEGPT_PIP_SPEC, a copy attached on Kaggle, or GitHub."""
-    wheels = sorted(glob.glob(f"{attached}/**/junglegpt-*.whl", recursive=True))
+    wheels = [p for p in attached_wheels
+              if os.path.basename(p).startswith("junglegpt-")]
     tomls = glob.glob(f"{attached}/**/pyproject.toml", recursive=True)
     trees = [os.path.dirname(p) for p in sorted(tomls) if os.path.exists(
         os.path.join(os.path.dirname(p), "junglegpt", "__init__.py"))]
@@ -57,14 +58,13 @@ def keep_installed_versions() -> str:
     return keep.name
 
 
-def install(source: str, attached: str) -> None:
+def install(source: str, attached_wheels: list[str]) -> None:
     keep = keep_installed_versions()
     pip = [sys.executable, "-m", "pip", "install", "-q", "-c", keep]
     if importlib.util.find_spec("setuptools"):  # then pip can build offline
         pip.append("--no-build-isolation")
     # The wheels of what Kaggle lacks, attached beside ours: tried alone first (offline)
-    folders = sorted({os.path.dirname(p)
-                      for p in glob.glob(f"{attached}/**/*.whl", recursive=True)})
+    folders = sorted({os.path.dirname(p) for p in attached_wheels})
     links = [arg for folder in folders for arg in ("--find-links", folder)]
     print(f"Installing junglegpt from {source} (installed libraries keep versions)")
     offline = bool(links) and subprocess.run(
@@ -83,7 +83,9 @@ def main() -> None:
         sys.path.insert(0, os.path.abspath(".."))
         return
     attached = os.environ.get("JUNGLEGPT_KAGGLE_INPUT", "/kaggle/input")
-    install(pip_source(attached), attached)
+    # Ours, and the wheels of what Kaggle lacks: one walk of the input for both
+    wheels = sorted(glob.glob(f"{attached}/**/*.whl", recursive=True))
+    install(pip_source(attached, wheels), wheels)
 
 
 if __name__ in ("__main__", "<run_path>"):  # run as a script, or by runpy.run_path
