@@ -19,22 +19,17 @@ from junglegpt.paths import KAGGLE_INPUT_ENV, REPO_ROOT
 SECRET = "kaggle-key-that-must-not-leak-5d1e"
 
 
-@pytest.fixture
-def bundle(kaggle_bundle):
-    return kaggle_bundle
-
-
-def test_the_dataset_metadata_is_what_the_kaggle_cli_requires(bundle):
-    meta = json.loads((bundle["dataset"] / "dataset-metadata.json").read_text())
+def test_the_dataset_metadata_is_what_the_kaggle_cli_requires(kaggle_bundle):
+    meta = json.loads((kaggle_bundle["dataset"] / "dataset-metadata.json").read_text())
     owner, slug = meta["id"].split("/")
     assert owner == "jungle-reader" and kaggle.SLUG.match(slug)
     assert 6 <= len(meta["title"]) <= 50
     assert meta["licenses"] and all("name" in licence for licence in meta["licenses"])
 
 
-def test_the_kernel_runs_on_a_gpu_without_internet_with_the_dataset_attached(bundle):
-    meta = json.loads((bundle["kernel"] / "kernel-metadata.json").read_text())
-    dataset_id = json.loads((bundle["dataset"] / "dataset-metadata.json").read_text())["id"]
+def test_the_kernel_runs_on_a_gpu_without_internet_with_the_dataset_attached(kaggle_bundle):
+    meta = json.loads((kaggle_bundle["kernel"] / "kernel-metadata.json").read_text())
+    dataset_id = json.loads((kaggle_bundle["dataset"] / "dataset-metadata.json").read_text())["id"]
     assert {"id", "title", "code_file", "language", "kernel_type"} <= meta.keys()
     owner, slug = meta["id"].split("/")
     assert owner == "jungle-reader" and kaggle.SLUG.match(slug)
@@ -42,25 +37,25 @@ def test_the_kernel_runs_on_a_gpu_without_internet_with_the_dataset_attached(bun
     assert (meta["language"], meta["kernel_type"]) == ("python", "notebook")
     assert meta["enable_gpu"] is True and meta["enable_internet"] is False
     assert meta["dataset_sources"] == [dataset_id]
-    nb = nbformat.read(bundle["kernel"] / meta["code_file"], as_version=4)
+    nb = nbformat.read(kaggle_bundle["kernel"] / meta["code_file"], as_version=4)
     nbformat.validate(nb)
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     assert code[0] == SETUP_CELL and "run_all.main" in code[1] and '"full"' in code[1]
 
 
 def test_the_dataset_holds_the_installer_the_wheel_with_the_notebooks_what_kaggle_lacks_and_every_book(
-        bundle, monkeypatch):
+        kaggle_bundle, monkeypatch):
     installer = (REPO_ROOT / "notebooks" / INSTALLER).read_bytes()
-    assert (bundle["dataset"] / INSTALLER).read_bytes() == installer  # what the setup cell looks for
-    with zipfile.ZipFile(bundle["wheel"]) as wheel:
+    assert (kaggle_bundle["dataset"] / INSTALLER).read_bytes() == installer  # what the setup cell looks for
+    with zipfile.ZipFile(kaggle_bundle["wheel"]) as wheel:
         names = wheel.namelist()
     assert "junglegpt/__init__.py" in names
     assert sum(n.startswith("junglegpt/notebooks/") and n.endswith(".ipynb") for n in names) == 8
-    wheels = [p.name for p in (bundle["dataset"] / "wheels").glob("*.whl")]
+    wheels = [p.name for p in (kaggle_bundle["dataset"] / "wheels").glob("*.whl")]
     assert kaggle.missing_on_kaggle() == ["pyppmd>=1.1"]  # what platforms/kaggle.txt lacks
     assert any(name.startswith("pyppmd-") for name in wheels)
     monkeypatch.delenv(jb.DATA_DIR_ENV, raising=False)
-    monkeypatch.setenv(KAGGLE_INPUT_ENV, str(bundle["dataset"]))
+    monkeypatch.setenv(KAGGLE_INPUT_ENV, str(kaggle_bundle["dataset"]))
     for known in (jb.JUNGLE_BOOK, jb.SECOND_JUNGLE_BOOK, *jb.KIPLING_BOOKS):  # each found, and the right one
         assert jb.find_in_kaggle_input(known).stem == known.slug
 
