@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import nbformat
@@ -36,6 +37,11 @@ from .helpers import clone_of_the_working_tree
 
 pytestmark = pytest.mark.platforms
 TORCH = "torch==2.13.0"  # the local CPU build (no CUDA libraries to download: gigabytes and minutes)
+# The platforms' images hold their libraries byte-compiled. This environment is installed without
+# (--no-compile: torch and the rest would take minutes), so its processes must be free to keep what
+# they compile: where PYTHONDONTWRITEBYTECODE is set (CI), every kernel would compile torch and
+# transformers again (15 s more a kernel, measured).
+COMPILING = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 class SimulatedPlatform:
@@ -71,12 +77,13 @@ class SimulatedPlatform:
     def pip_install(self, *args: str) -> None:
         # --no-compile: no byte-compiling of thousands of modules up front (Python compiles what it imports)
         proc = subprocess.run([str(self.python), "-m", "pip", "install", "-q", "--no-compile",
-                               "--disable-pip-version-check", *args], capture_output=True, text=True)
+                               "--disable-pip-version-check", *args], capture_output=True, text=True,
+                              env=COMPILING)
         assert proc.returncode == 0, f"could not build the simulated {self.name} environment:\n{proc.stderr[-3000:]}"
 
     def versions(self) -> dict[str, str]:
         listed = subprocess.run([str(self.python), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
-                                capture_output=True, text=True, check=True).stdout
+                                capture_output=True, text=True, check=True, env=COMPILING).stdout
         return {d["name"].lower().replace("_", "-"): d["version"] for d in json.loads(listed)}
 
     def changed(self) -> dict[str, tuple[str, str | None]]:
@@ -88,7 +95,7 @@ class SimulatedPlatform:
         """Remove what earlier setup cells added, as a fresh session would not have it."""
         added = sorted(set(self.versions()) - set(self.preinstalled))
         if added:
-            subprocess.run([str(self.python), "-m", "pip", "uninstall", "-q", "-y", *added], check=True)
+            subprocess.run([str(self.python), "-m", "pip", "uninstall", "-q", "-y", *added], check=True, env=COMPILING)
 
     def run(self, notebook: str, work: Path, env: dict, **parameters) -> nbformat.NotebookNode:
         """Copy notebooks/<notebook>.ipynb alone into `work` and run it there in a fresh session."""
@@ -96,7 +103,7 @@ class SimulatedPlatform:
         work.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO_ROOT / "notebooks" / f"{notebook}.ipynb", work)
         executed = work / f"{notebook}.executed.ipynb"
-        environ = {k: v for k, v in os.environ.items()
+        environ = {k: v for k, v in COMPILING.items()
                    if not k.startswith(("JUNGLE", "KAGGLE", "COLAB", "PIP_", "VIRTUAL_ENV"))}
         environ.update(PATH=f"{self.venv / 'bin'}{os.pathsep}{environ['PATH']}", JUPYTER_PATH=str(self.jupyter_path),
                        JUPYTER_DATA_DIR=str(self.root / "jupyter-data"), **env)
@@ -122,8 +129,11 @@ def simulated(tmp_path_factory):
         return _PLATFORMS[name]
 
     yield get
-    for platform in _PLATFORMS.values():  # gigabytes each: not left behind in the temp folder
-        shutil.rmtree(platform.venv, ignore_errors=True)
+    # Gigabytes each: not left behind in the temp folder. Removed while the next tests run (a
+    # thread Python waits for before it exits): 58,000 files took 90 s to delete here, most of it
+    # waiting for the disk.
+    for platform in _PLATFORMS.values():
+        threading.Thread(target=shutil.rmtree, args=(platform.venv,), kwargs={"ignore_errors": True}).start()
     _PLATFORMS.clear()
 
 
