@@ -23,6 +23,7 @@ from .data import DATA_DIR_ENV
 from .io import DamagedFileError, atomic_write_json, file_sha256, read_json
 from .paths import NOTEBOOKS_DIR, OutputDirs
 from .profiles import PROFILES, resolve_profile
+from .runs import saves_after_every_cell
 from .sizes import UnknownSizeError, parse_sizes
 
 # The series, in order. A notebook that does not exist yet is left out.
@@ -177,9 +178,11 @@ def run_job(job: Job) -> tuple[bool, float, str]:
     job.executed.parent.mkdir(parents=True, exist_ok=True)
     cmd = [  # papermill, and with it its kernel, die with this process (junglegpt/die_with_parent.py)
         sys.executable, "-m", "junglegpt.die_with_parent", str(os.getpid()),
-        sys.executable, "-m", "papermill", str(NOTEBOOKS_DIR / f"{job.notebook}.ipynb"), str(job.executed),
-        "--cwd", str(NOTEBOOKS_DIR), "--kernel", "python3", "--no-progress-bar",
+        sys.executable, "-m", "junglegpt.papermill_cli", str(NOTEBOOKS_DIR / f"{job.notebook}.ipynb"),
+        str(job.executed), "--cwd", str(NOTEBOOKS_DIR), "--kernel", "python3", "--no-progress-bar",
     ]
+    if not saves_after_every_cell(job.parameters):
+        cmd.append("--no-request-save-on-cell-execute")
     for key, value in job.parameters.items():
         cmd += ["-p", key, str(value)]
     start = time.perf_counter()

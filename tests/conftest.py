@@ -124,9 +124,10 @@ def _smoke_build_started(tmp_path_factory, shared_data):
     # The environment as it is now, before any test changes it: offline even where there is a
     # network, and the clone's package, whose default --out is the clone.
     env = {**os.environ, jb.DATA_DIR_ENV: str(shared_data), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(clone)}
+    # Two sizes at a time: once the tests are left waiting for it, it has both cores to use.
     proc = subprocess.Popen([sys.executable, "-m", "junglegpt.run_all", "--profile", "smoke", "--sizes", "all",
-                             "--extras"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=clone)
+                             "--extras", "--parallel", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=clone)
     os.nice(TEST_NICENESS)  # after starting it: the run keeps the usual priority
     waiter = threading.Thread(target=_finish_smoke, args=(folder, clone, proc), daemon=True)
     waiter.start()
@@ -134,14 +135,14 @@ def _smoke_build_started(tmp_path_factory, shared_data):
     waiter.join()  # a process must not leave before the run it started has finished
 
 
-def _smoke_ready(tmp_path_factory, job: str | None) -> tuple[OutputDirs, str]:
-    """The smoke run's output folder once `job` (a label of run_all, e.g. "02_tokenizer") has
-    finished, or once all of it has (None); and the runner's output so far."""
+def _smoke_ready(tmp_path_factory, made: str | None) -> tuple[OutputDirs, str]:
+    """The smoke run's output folder once the file `made` (relative to it) exists, or once all of
+    the run has finished (None); and the runner's output so far."""
     folder = _smoke_folder(tmp_path_factory)
     result_file, clone = folder / "result.json", OutputDirs(folder / "junglegpt")
     deadline = time.monotonic() + 3600
     while not result_file.exists():
-        if job is not None and (clone.executed / ".done" / f"{job}.json").exists():
+        if made is not None and (clone.root / made).exists():
             return clone, ""
         if time.monotonic() > deadline:
             pytest.fail(f"the smoke run did not finish within an hour ({result_file} is missing)")
@@ -169,13 +170,15 @@ def kaggle_bundle(tmp_path_factory, shared_data) -> dict:
 def smoke_inputs(tmp_path_factory) -> OutputDirs:
     """The smoke run's data/ and tokenizer/, as soon as notebooks 01 and 02 have made them. The run goes
     on writing elsewhere (and adds 07's text to data/): copy these with `helpers.copy_inputs`."""
-    return _smoke_ready(tmp_path_factory, "02_tokenizer")[0]
+    return _smoke_ready(tmp_path_factory, "executed/.done/02_tokenizer.json")[0]  # run_all's mark
 
 
 @pytest.fixture(scope="session")
 def smoke_1m(tmp_path_factory) -> OutputDirs:
     """The smoke run's outputs as soon as its 1M model is trained: read models/1M, data/ and tokenizer/."""
-    return _smoke_ready(tmp_path_factory, "03_train_1M")[0]
+    # 03 writes the model's folder whole (made aside, then renamed), metrics.json included. (run_all
+    # marks no size done: a size's metrics.json says whether it is.)
+    return _smoke_ready(tmp_path_factory, "models/1M/metrics.json")[0]
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import sys
 import nbformat
 import pytest
 
+from junglegpt import run_all
 from junglegpt.io import atomic_write_json, file_sha256
 from junglegpt.notebook_setup import SETUP_CELL
 from junglegpt.paths import NOTEBOOKS_DIR, OutputDirs
@@ -140,7 +141,25 @@ def test_a_failing_notebook_is_named_with_its_executed_copy(tmp_path, shared_dat
     assert "01_data_exploration" in proc.stderr
     assert str(out / "executed" / "01_data_exploration.ipynb") in proc.stderr
     assert "HTML page" in proc.stderr
+    assert (out / "executed" / "01_data_exploration.ipynb").exists()  # written as it failed
     assert not (out / "data" / "train.txt").exists()
+
+
+@pytest.mark.parametrize("profile, saves", [("smoke", False), ("quick", True)])
+def test_papermill_saves_the_executed_copy_after_every_cell_but_in_the_smoke_profile(tmp_path, monkeypatch,
+                                                                                      profile, saves):
+    commands = []
+    monkeypatch.setattr(run_all.subprocess, "run",
+                        lambda cmd, **kwargs: commands.append(cmd) or subprocess.CompletedProcess(cmd, 0, ""))
+    run_all.run_job(run_all.Job("01_data_exploration", {"profile": profile}, tmp_path / "01.ipynb", "01"))
+    assert ("--no-request-save-on-cell-execute" in commands[0]) != saves
+    assert commands[0][commands[0].index("-m", 3):][:2] == ["-m", "junglegpt.papermill_cli"]
+
+
+def test_papermill_starts_without_the_grammar_that_no_notebook_needs():
+    code = "import sys, junglegpt.papermill_cli, nbformat; print(sys.modules.get('rfc3987_syntax'))"
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert printed.strip() == "None"
 
 
 def test_bad_arguments_are_refused_with_the_valid_choices(tmp_path):
@@ -166,7 +185,6 @@ def test_a_finished_run_goes_stale_when_its_inputs_change(tmp_path):
 
 
 def test_a_failed_training_stops_the_series_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
-    from junglegpt import run_all
 
     ran = []
 
@@ -217,7 +235,6 @@ def test_a_trained_size_goes_stale_when_the_training_text_or_tokenizer_changes(t
     (lambda tmp: str(tmp / "a-file" / "below"), "is a file, not a folder"),
 ])
 def test_an_unusable_out_folder_is_refused_before_anything_runs(tmp_path, capsys, make_out, message):
-    from junglegpt import run_all
 
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(SystemExit) as exit_info:
@@ -227,7 +244,6 @@ def test_an_unusable_out_folder_is_refused_before_anything_runs(tmp_path, capsys
 
 
 def test_a_read_only_out_folder_is_refused_with_a_message(tmp_path, monkeypatch, capsys):
-    from junglegpt import run_all
 
     def read_only(self, *args, **kwargs):
         raise OSError(30, "Read-only file system")
@@ -239,7 +255,6 @@ def test_a_read_only_out_folder_is_refused_with_a_message(tmp_path, monkeypatch,
 
 
 def test_ctrl_c_says_how_to_resume_and_from_which_step(tmp_path, monkeypatch, capsys):
-    from junglegpt import run_all
 
     def fake_run_job(job):
         if job.label == "03_train_3M":
@@ -262,7 +277,6 @@ def _lock(out, pid):
 
 
 def test_a_second_run_on_the_same_out_is_refused(tmp_path, monkeypatch, capsys):
-    from junglegpt import run_all
 
     monkeypatch.setattr(run_all, "run_job", lambda job: pytest.fail("nothing may run"))
     lock = _lock(tmp_path, os.getppid())  # a live process: the run in progress
@@ -273,7 +287,6 @@ def test_a_second_run_on_the_same_out_is_refused(tmp_path, monkeypatch, capsys):
 
 
 def test_a_stale_lock_is_taken_over_and_the_lock_is_released_even_on_a_crash(tmp_path, monkeypatch, capsys):
-    from junglegpt import run_all
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a pid that no longer runs: a run killed with kill -9 left this lock
@@ -303,7 +316,6 @@ def test_parallel_trains_that_many_sizes_at_once(tmp_path, monkeypatch, parallel
     import threading
     import time
 
-    from junglegpt import run_all
 
     running, most = set(), [0]
     lock = threading.Lock()

@@ -32,6 +32,7 @@ import pytest
 
 from junglegpt import kaggle
 from junglegpt.paths import REPO_ROOT
+from junglegpt.runs import saves_after_every_cell
 
 from .helpers import clone_of_the_working_tree
 
@@ -107,9 +108,13 @@ class SimulatedPlatform:
                    if not k.startswith(("JUNGLE", "KAGGLE", "COLAB", "PIP_", "VIRTUAL_ENV"))}
         environ.update(PATH=f"{self.venv / 'bin'}{os.pathsep}{environ['PATH']}", JUPYTER_PATH=str(self.jupyter_path),
                        JUPYTER_DATA_DIR=str(self.root / "jupyter-data"), **env)
-        cmd = [sys.executable, "-m", "papermill", f"{notebook}.ipynb", str(executed), "-k", f"sim-{self.name}",
-               "--cwd", str(work), "--no-progress-bar"]
-        for key, value in {"profile": "smoke", **parameters}.items():
+        # papermill drives the platform's kernel from outside, as run_all.sh would
+        parameters = {"profile": "smoke", **parameters}
+        cmd = [sys.executable, "-m", "junglegpt.papermill_cli", f"{notebook}.ipynb", str(executed),
+               "-k", f"sim-{self.name}", "--cwd", str(work), "--no-progress-bar"]
+        if not saves_after_every_cell(parameters):
+            cmd.append("--no-request-save-on-cell-execute")
+        for key, value in parameters.items():
             cmd += ["-p", key, str(value)]
         proc = subprocess.run(cmd, cwd=work, env=environ, capture_output=True, text=True, timeout=900)
         failure = f"{notebook} failed on simulated {self.name}:\n{proc.stdout[-2500:]}{proc.stderr[-4000:]}"
