@@ -2,9 +2,9 @@
 
     python -m junglegpt.report --out . --name quick-cpu
 
-Copied: results.json, each size's metrics.json, the run summary, and the executed notebooks with
-their text and table outputs (embedded images and widget state removed: the figures are saved
-beside them, and the JSON stays small). Never checkpoints or the book texts.
+Copied: results.json, each size's metrics.json, the run summary, the figures, and the executed
+notebooks with their text and table outputs (embedded images and widget state removed: the
+figures are beside them, and the JSON stays small). Never checkpoints or the book texts.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def collect(out: OutputDirs, name: str) -> Path:
     for path in (out.results_json, out.executed / "run_summary.json", out.root / "generations.json"):
         if path.exists():
             shutil.copy(path, dest / path.name)
+    if out.figures.is_dir():  # the images the slimmed notebooks lose
+        shutil.copytree(out.figures, dest / "figures", dirs_exist_ok=True)
     (dest / "executed").mkdir(exist_ok=True)
     for notebook in sorted(out.executed.glob("*.ipynb")):
         atomic_write_text(dest / "executed" / notebook.name, slimmed(notebook.read_text(encoding="utf-8")))

@@ -43,7 +43,10 @@ def test_collect_copies_results_and_slimmed_executed_notebooks(tmp_path, monkeyp
     (out.executed / "07_more_data.ipynb").write_text(_executed_notebook(), encoding="utf-8")
     (out.executed / "run_summary.json").write_text('{"notebooks": []}', encoding="utf-8")
     out.results_json.write_text('{"sizes": []}', encoding="utf-8")
+    out.figures.mkdir(parents=True, exist_ok=True)
+    (out.figures / "04_bpb_vs_size.png").write_bytes(b"\x89PNG figure")
     dest = report.collect(out, "a-run")
+    assert (dest / "figures" / "04_bpb_vs_size.png").read_bytes() == b"\x89PNG figure"
     assert dest == tmp_path / "repo" / "results" / "a-run"
     assert json.loads((dest / "results.json").read_text()) == {"sizes": []}
     assert (dest / "run_summary.json").exists()
