@@ -173,18 +173,25 @@ def _marker_content(job: Job, out: OutputDirs) -> dict:
             "inputs": input_hashes(out, job.notebook)}
 
 
+def papermill_command(notebook: Path, executed: Path, parameters: dict, cwd: Path = NOTEBOOKS_DIR,
+                      kernel: str = "python3") -> list[str]:
+    """The command that executes `notebook` into `executed` with these parameters: papermill through
+    junglegpt.papermill_cli, saving the executed copy as `runs.saves_after_every_cell` says."""
+    cmd = [sys.executable, "-m", "junglegpt.papermill_cli", str(notebook), str(executed),
+           "--cwd", str(cwd), "--kernel", kernel, "--no-progress-bar"]
+    if not saves_after_every_cell(parameters):
+        cmd.append("--no-request-save-on-cell-execute")
+    for key, value in parameters.items():
+        cmd += ["-p", key, str(value)]
+    return cmd
+
+
 def run_job(job: Job) -> tuple[bool, float, str]:
     """Execute one notebook with papermill in a child process; return (ok, seconds, error tail)."""
     job.executed.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [  # papermill, and with it its kernel, die with this process (junglegpt/die_with_parent.py)
-        sys.executable, "-m", "junglegpt.die_with_parent", str(os.getpid()),
-        sys.executable, "-m", "junglegpt.papermill_cli", str(NOTEBOOKS_DIR / f"{job.notebook}.ipynb"),
-        str(job.executed), "--cwd", str(NOTEBOOKS_DIR), "--kernel", "python3", "--no-progress-bar",
-    ]
-    if not saves_after_every_cell(job.parameters):
-        cmd.append("--no-request-save-on-cell-execute")
-    for key, value in job.parameters.items():
-        cmd += ["-p", key, str(value)]
+    # papermill, and with it its kernel, die with this process (junglegpt/die_with_parent.py)
+    cmd = [sys.executable, "-m", "junglegpt.die_with_parent", str(os.getpid()),
+           *papermill_command(NOTEBOOKS_DIR / f"{job.notebook}.ipynb", job.executed, job.parameters)]
     start = time.perf_counter()
     proc = subprocess.run(
         cmd, env={**os.environ, **job.env}, text=True,

@@ -32,7 +32,7 @@ import pytest
 
 from junglegpt import kaggle
 from junglegpt.paths import REPO_ROOT
-from junglegpt.runs import saves_after_every_cell
+from junglegpt.run_all import papermill_command
 
 from .helpers import clone_of_the_working_tree
 
@@ -109,13 +109,8 @@ class SimulatedPlatform:
         environ.update(PATH=f"{self.venv / 'bin'}{os.pathsep}{environ['PATH']}", JUPYTER_PATH=str(self.jupyter_path),
                        JUPYTER_DATA_DIR=str(self.root / "jupyter-data"), **env)
         # papermill drives the platform's kernel from outside, as run_all.sh would
-        parameters = {"profile": "smoke", **parameters}
-        cmd = [sys.executable, "-m", "junglegpt.papermill_cli", f"{notebook}.ipynb", str(executed),
-               "-k", f"sim-{self.name}", "--cwd", str(work), "--no-progress-bar"]
-        if not saves_after_every_cell(parameters):
-            cmd.append("--no-request-save-on-cell-execute")
-        for key, value in parameters.items():
-            cmd += ["-p", key, str(value)]
+        cmd = papermill_command(work / f"{notebook}.ipynb", executed, {"profile": "smoke", **parameters},
+                                cwd=work, kernel=f"sim-{self.name}")
         proc = subprocess.run(cmd, cwd=work, env=environ, capture_output=True, text=True, timeout=900)
         failure = f"{notebook} failed on simulated {self.name}:\n{proc.stdout[-2500:]}{proc.stderr[-4000:]}"
         assert proc.returncode == 0, failure
