@@ -8,7 +8,9 @@ ever scored by a model that has learned from it, so the total is still an honest
 `junglegpt.compress` turns it into a real file that decompresses by adapting exactly the same way.
 
 Notebook 04 writes the idea out as a dozen-line loop; this is that loop, with the settings chosen
-by a rule fixed in advance (`choose_lr`), on text that is not reported.
+by a rule fixed in advance (`choose_lr`), on text that is not reported. The step is plain SGD;
+`RMSDecay` is the update rule of Krause et al. (2019), which `benchmarks/dynamic_rules.py`
+compares with it (and with Adam) under the same protocol.
 """
 
 from __future__ import annotations
@@ -60,18 +62,19 @@ def learn_step(model, optimizer, nll: torch.Tensor) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def learner_for(model, lr: float, device=None):
+def learner_for(model, lr: float, device=None, optimizer=torch.optim.SGD):
     """A copy of `model` to adapt (the model itself is left as it is), in eval mode (no dropout:
-    the compressor and decompressor must compute the same numbers), and its optimizer."""
+    the compressor and decompressor must compute the same numbers), and its optimizer: any
+    `torch.optim` class, or a function of (parameters, lr) that returns an optimizer."""
     learner = copy.deepcopy(model).float().to(device or next(model.parameters()).device).eval()
-    return learner, torch.optim.SGD(learner.parameters(), lr=lr)
+    return learner, optimizer(list(learner.parameters()), lr=lr)
 
 
 def token_nats(model, ids: torch.Tensor, start_id: int, lr: float, chunk: int = CHUNK, context: int = CONTEXT,
-               device=None) -> list[torch.Tensor]:
+               device=None, optimizer=torch.optim.SGD) -> list[torch.Tensor]:
     """The nats of every token of `ids`, chunk by chunk, each chunk scored *before* the model learns from
     it (lr=0: frozen). One tensor per chunk, in order; their concatenation has one entry per token."""
-    learner, optimizer = learner_for(model, lr, device)
+    learner, optimizer = learner_for(model, lr, device, optimizer)
     device = next(learner.parameters()).device
     scored = []
     for window in windows(len(ids), chunk, context):
@@ -85,19 +88,66 @@ def token_nats(model, ids: torch.Tensor, start_id: int, lr: float, chunk: int = 
 
 
 def dynamic_text_loss(model, ids: torch.Tensor, n_bytes: int, start_id: int, lr: float, chunk: int = CHUNK,
-                      context: int = CONTEXT, device=None) -> TextLoss:
+                      context: int = CONTEXT, device=None, optimizer=torch.optim.SGD) -> TextLoss:
     """Every token of `ids` scored chunk by chunk, each chunk scored *before* the model learns from it.
 
     With lr=0 nothing is learned: the same windows scored frozen (the static score of this
     protocol, which differs from `metrics.text_loss` only in that every chunk has context).
     """
-    chunks = token_nats(model, ids, start_id, lr, chunk, context, device)
+    chunks = token_nats(model, ids, start_id, lr, chunk, context, device, optimizer)
     return TextLoss(nats=sum(nll.sum().item() for nll in chunks), tokens=len(ids), bytes=n_bytes)
 
 
-def choose_lr(model, ids: torch.Tensor, n_bytes: int, start_id: int, grid=LR_GRID, device=None) -> tuple[float, dict]:
+def choose_lr(model, ids: torch.Tensor, n_bytes: int, start_id: int, grid=LR_GRID, device=None,
+              chunk: int = CHUNK, context: int = CONTEXT, optimizer=torch.optim.SGD) -> tuple[float, dict]:
     """The rule, fixed in advance: the learning rate of `grid` (or 0, no learning) with the lowest
     dynamic bits per byte on `ids`, a text that is never reported. Returns (lr, {lr: bits per byte})."""
-    scores = {lr: dynamic_text_loss(model, ids, n_bytes, start_id, lr, device=device).bits_per_byte
+    scores = {lr: dynamic_text_loss(model, ids, n_bytes, start_id, lr, chunk, context, device, optimizer).bits_per_byte
               for lr in (0.0, *grid)}
     return min(scores, key=scores.get), scores
+
+
+def gradient_rms(model, ids: torch.Tensor, start_id: int, chunk: int = CHUNK, context: int = CONTEXT,
+                 every: int = 2) -> list[torch.Tensor]:
+    """Each parameter's root-mean-square gradient over chunks of `ids` (the training text; every
+    `every`-th chunk), in the order of `model.parameters()`: the scale `RMSDecay` divides by."""
+    learner = copy.deepcopy(model).float().eval()
+    params = list(learner.parameters())
+    sums, n = [torch.zeros_like(p) for p in params], 0
+    for window in windows(len(ids), chunk, context)[::every]:
+        x = window_input(ids, window, start_id).to(params[0].device)
+        chunk_nll(learner, x, window.end - window.start).mean().backward()
+        for total, p in zip(sums, params, strict=True):
+            total += p.grad**2
+            p.grad = None
+        n += 1
+    return [(total / max(n, 1)).sqrt() for total in sums]
+
+
+class RMSDecay(torch.optim.Optimizer):
+    """The update rule of Krause et al. (2019), "Dynamic evaluation of Transformer language models":
+    each parameter steps by its gradient divided by its RMS gradient on the training text, then is
+    pulled back toward its trained value by `decay`, so what one passage teaches fades.
+
+    One change: the RMS is floored at its tensor's mean. Rows of the embedding that training
+    hardly touched (tokens rare in the Jungle Book) have an RMS near zero, and dividing by it made
+    the first new name in a text blow the model up (bits per byte: NaN)."""
+
+    def __init__(self, params, lr: float, rms: list[torch.Tensor], decay: float = 0.01):
+        params = list(params)
+        if len(params) != len(rms):
+            raise ValueError(f"{len(rms)} RMS tensors for {len(params)} parameters: compute them with "
+                             "gradient_rms on the same model")
+        super().__init__(params, {"lr": lr, "decay": decay})
+        for p, r in zip(params, rms, strict=True):
+            self.state[p]["scale"] = torch.clamp(r, min=r.mean().item()).to(p.device)
+            self.state[p]["trained"] = p.detach().clone()
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                if p.grad is not None:
+                    p.addcdiv_(p.grad, state["scale"], value=-group["lr"])
+                p.add_(state["trained"] - p, alpha=group["decay"])
