@@ -140,7 +140,8 @@ class RMSDecay(torch.optim.Optimizer):
                              "gradient_rms on the same model")
         super().__init__(params, {"lr": lr, "decay": decay})
         for p, r in zip(params, rms, strict=True):
-            self.state[p]["scale"] = torch.clamp(r, min=r.mean().item()).to(p.device)
+            floor = r.mean().item() or 1.0  # a tensor training never moved at all: plain SGD steps
+            self.state[p]["scale"] = torch.clamp(r, min=floor).to(p.device)
             self.state[p]["trained"] = p.detach().clone()
 
     @torch.no_grad()

@@ -68,6 +68,14 @@ def test_a_weight_training_never_moved_does_not_blow_up_the_step():
     assert torch.allclose(weight[1], torch.full((3,), -0.1 / 2.0))
 
 
+def test_a_tensor_training_never_moved_takes_plain_sgd_steps():
+    weight = torch.nn.Parameter(torch.zeros(2, 3))
+    optimizer = dynamic.RMSDecay([weight], lr=0.1, rms=[torch.zeros(2, 3)], decay=0.0)
+    weight.grad = torch.ones(2, 3)
+    optimizer.step()
+    assert torch.allclose(weight, torch.full((2, 3), -0.1))
+
+
 def test_rms_for_another_model_is_refused_with_a_message():
     model = _tiny_model()
     with pytest.raises(ValueError, match="gradient_rms on the same model"):
