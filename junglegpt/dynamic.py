@@ -111,7 +111,7 @@ def gradient_rms(model, ids: torch.Tensor, start_id: int, chunk: int = CHUNK, co
                  every: int = 2) -> list[torch.Tensor]:
     """Each parameter's root-mean-square gradient over chunks of `ids` (the training text; every
     `every`-th chunk), in the order of `model.parameters()`: the scale `RMSDecay` divides by."""
-    learner = copy.deepcopy(model).float().eval()
+    learner, _ = learner_for(model, lr=0.0)  # a copy: the model's own gradients stay untouched
     params = list(learner.parameters())
     sums, n = [torch.zeros_like(p) for p in params], 0
     for window in windows(len(ids), chunk, context)[::every]:
