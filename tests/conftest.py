@@ -87,9 +87,20 @@ def editions(shared_data) -> dict[str, str]:
     return {name: jb.read_text(shared_data / "jungle_book" / name) for name in ("pg236.txt", "pg35997.txt")}
 
 
+# While working on one part, reuse a smoke run that an earlier test run built (its `smoke-run`
+# folder, kept in pytest's temporary folders) instead of building another: it is not rebuilt, so
+# it reflects the tree it was built from. CI never sets it.
+REUSE_SMOKE_ENV = "JUNGLEGPT_REUSE_SMOKE_RUN"
+
+
 def _smoke_folder(tmp_path_factory) -> Path:
     """Where the smoke run is built: shared by the processes of one xdist run (their base temp
-    folders' parent), or this run's own temp folder."""
+    folders' parent), or this run's own temp folder; or the finished one that REUSE_SMOKE_ENV names."""
+    if os.environ.get(REUSE_SMOKE_ENV):
+        reused = Path(os.environ[REUSE_SMOKE_ENV])
+        if not (reused / "result.json").exists():
+            pytest.fail(f"{REUSE_SMOKE_ENV}={reused} is not a finished smoke run (no result.json in it)")
+        return reused
     base = tmp_path_factory.getbasetemp()
     return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "smoke-run"
 
@@ -109,7 +120,7 @@ def _finish_smoke(folder: Path, clone: Path, proc: subprocess.Popen) -> None:
 def _smoke_build_started(tmp_path_factory, shared_data):
     """Start the smoke run at once, in the background, in whichever process claims it first; then
     lower this process's priority (and so its tests'), so that the smoke run is not slowed by them."""
-    if not SMOKE_NEEDED:
+    if not SMOKE_NEEDED or os.environ.get(REUSE_SMOKE_ENV):
         yield
         return
     folder = _smoke_folder(tmp_path_factory)
