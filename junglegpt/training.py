@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import math
 import os
 import resource
@@ -483,6 +484,22 @@ def flops_per_token(n_params: int, n_layer: int, n_embd: int, context: int) -> f
 # --------------------------------------------------------------------------------------------
 
 KILL_FOR_TEST_ENV = "JUNGLEGPT_TEST_KILL_DURING_CHECKPOINT"
+
+
+class _TiedHeadNoteFilter(logging.Filter):
+    """Drops accelerate's "Removed shared tensor {'lm_head.weight'}" note, printed at every checkpoint.
+
+    GPT-2's output layer is its token embedding (tied weights): safetensors stores the one tensor
+    once, and loading the state back into the same model ties them again, so there is nothing for
+    a learner to act on (the resume tests check that a resumed run continues exactly). Any other
+    shared tensor is still reported.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Removed shared tensor {'lm_head.weight'}" not in record.getMessage()
+
+
+logging.getLogger("accelerate.utils.other").addFilter(_TiedHeadNoteFilter())
 
 
 def save_checkpoint(accelerator, folder: Path, step: int, trainer_state: dict,
