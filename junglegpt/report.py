@@ -3,14 +3,20 @@
     python -m junglegpt.report --out . --name quick-cpu
 
 Copied: results.json, each size's metrics.json, the run summary, the figures, and the executed
-notebooks with their text and table outputs (embedded images and widget state removed: the
-figures are beside them, and the JSON stays small). Never checkpoints or the book texts.
+notebooks as a reader wants them: text, tables and pictures (each picture at most
+MAX_IMAGE_WIDTH pixels wide, which keeps a notebook well under 1.5 MB), and each progress bar in
+its final state as text (the widget state it came from is removed: it is what makes a copy
+megabytes, and GitHub cannot draw it). Never checkpoints or the book texts.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import html
+import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -32,7 +38,7 @@ def collect(out: OutputDirs, name: str) -> Path:
     for path in (out.results_json, out.executed / "run_summary.json", out.root / "generations.json"):
         if path.exists():
             shutil.copy(path, dest / path.name)
-    if out.figures.is_dir():  # the images the slimmed notebooks lose
+    if out.figures.is_dir():  # the figures as files, to link from the README and docs
         shutil.copytree(out.figures, dest / "figures", dirs_exist_ok=True)
     (dest / "executed").mkdir(exist_ok=True)
     for notebook in sorted(out.executed.glob("*.ipynb")):
@@ -40,23 +46,66 @@ def collect(out: OutputDirs, name: str) -> Path:
     return dest
 
 
+MAX_IMAGE_WIDTH = 900  # pixels: about the width of GitHub's notebook view; a figure stays readable
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
 def slimmed(notebook_json: str) -> str:
-    """An executed notebook without its embedded images and widget state (what makes it megabytes)."""
+    """An executed notebook as a reader wants it: pictures kept (narrowed to MAX_IMAGE_WIDTH), each
+    progress bar as the text of its final state, and no widget state (what makes it megabytes)."""
     nb = json.loads(notebook_json)
-    nb.get("metadata", {}).pop("widgets", None)
+    widgets = nb.get("metadata", {}).pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     for cell in nb["cells"]:
         kept = []
         for output in cell.get("outputs", []):
             data = output.get("data")
             if data is not None:
-                for key in [k for k in data if k.startswith("image/") or "widget" in k]:
+                if WIDGET_VIEW in data:
+                    final = progress_bar_text(widgets, data[WIDGET_VIEW].get("model_id", ""))
+                    if final is not None:
+                        data["text/plain"] = final
+                for key in [k for k in data if "widget" in k]:
                     del data[key]
+                if "image/png" in data:
+                    data["image/png"] = narrowed_png(data["image/png"])
                 if not data:
                     continue
             kept.append(output)
         if "outputs" in cell:
             cell["outputs"] = kept
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+
+
+def progress_bar_text(widgets: dict, model_id: str) -> str | None:
+    """A tqdm bar's last state as tqdm prints it in a terminal ("1M: 100%|##########| 3/3 [...]"), from
+    the widget state papermill saved; None when `model_id` is not a tqdm bar there."""
+    box = widgets.get(model_id, {})
+    parts = [widgets.get(child.removeprefix("IPY_MODEL_"), {}) for child in box.get("state", {}).get("children", [])]
+    if box.get("model_name") != "HBoxModel" or [p.get("model_name") for p in parts] != [
+            "HTMLModel", "FloatProgressModel", "HTMLModel"]:
+        return None
+
+    def plain(part):
+        return html.unescape(re.sub(r"<[^>]+>", "", part["state"].get("value") or "")).replace("\u2007", " ")
+
+    bar = parts[1]["state"]
+    done = (bar.get("value") or 0) / bar["max"] if bar.get("max") else 0
+    filled = min(10, int(10 * done))
+    return f"{plain(parts[0])}|{'█' * filled}{' ' * (10 - filled)}|{plain(parts[2])}"
+
+
+def narrowed_png(encoded: str) -> str:
+    """A base64 PNG at most MAX_IMAGE_WIDTH pixels wide (re-encoded only when it is wider)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(encoded)))
+    if image.width <= MAX_IMAGE_WIDTH:
+        return encoded
+    height = round(image.height * MAX_IMAGE_WIDTH / image.width)
+    smaller = io.BytesIO()
+    image.resize((MAX_IMAGE_WIDTH, height), Image.LANCZOS).save(smaller, format="PNG", optimize=True)
+    return base64.b64encode(smaller.getvalue()).decode("ascii")
 
 
 def size_table(dest: Path) -> str:
