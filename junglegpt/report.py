@@ -24,9 +24,21 @@ from .io import atomic_write_text, read_json
 from .paths import REPO_ROOT, OutputDirs
 from .sizes import SIZES
 
+LINKED_TRAINING_RUN = "03_train_1M"  # the one copy of 03 the notebook links; the other sizes differ in numbers
 
-def collect(out: OutputDirs, name: str) -> Path:
+
+def kept_executed(notebook: Path) -> bool:
+    """Whether a run's executed notebook is copied: all but the copies of 03 besides 1M's (about half a
+    megabyte each with their pictures; 06 and 07 run 03 too)."""
+    return not notebook.stem.startswith("03_train") or notebook.stem == LINKED_TRAINING_RUN
+
+
+def collect(out: OutputDirs, name: str, fresh: bool = False) -> Path:
+    """Copy the run in `out` into results/<name>/; `fresh`: delete what was there first, so that nothing
+    of an older run is left beside the new one."""
     dest = REPO_ROOT / "results" / name
+    if fresh and dest.exists():
+        shutil.rmtree(dest)
     (dest / "metrics").mkdir(parents=True, exist_ok=True)
     for size in SIZES:
         metrics = out.model(size) / "metrics.json"
@@ -41,7 +53,7 @@ def collect(out: OutputDirs, name: str) -> Path:
     if out.figures.is_dir():  # the figures as files, to link from the README and docs
         shutil.copytree(out.figures, dest / "figures", dirs_exist_ok=True)
     (dest / "executed").mkdir(exist_ok=True)
-    for notebook in sorted(out.executed.glob("*.ipynb")):
+    for notebook in filter(kept_executed, sorted(out.executed.glob("*.ipynb"))):
         atomic_write_text(dest / "executed" / notebook.name, slimmed(notebook.read_text(encoding="utf-8")))
     return dest
 
@@ -148,8 +160,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(REPO_ROOT))
     parser.add_argument("--name", required=True, help="e.g. quick-cpu")
+    parser.add_argument("--fresh", action="store_true", help="delete results/<name>/ first (a new run replaces it)")
     args = parser.parse_args()
-    dest = collect(OutputDirs(args.out), args.name)
+    dest = collect(OutputDirs(args.out), args.name, fresh=args.fresh)
     print(size_table(dest))
     if (dest / "results.json").exists():
         print()

@@ -92,3 +92,16 @@ def test_collect_copies_results_and_slimmed_executed_notebooks(tmp_path, monkeyp
     assert (dest / "run_summary.json").exists()
     copied = (dest / "executed" / "07_more_data.ipynb").read_text(encoding="utf-8")
     assert "image/png" in copied and "trained: 1M" in copied and "widget-state" not in copied
+
+
+def test_collect_keeps_one_copy_of_03_and_fresh_leaves_nothing_of_the_run_before(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "REPO_ROOT", tmp_path / "repo")
+    out = OutputDirs(tmp_path / "out").make()
+    out.executed.mkdir(parents=True, exist_ok=True)
+    for name in ("03_train_1M", "03_train_3M", "03_train_finetuned_gpt2", "04_evaluate"):
+        (out.executed / f"{name}.ipynb").write_text(_executed_notebook(), encoding="utf-8")
+    old = tmp_path / "repo" / "results" / "a-run" / "executed" / "09_gone.ipynb"
+    old.parent.mkdir(parents=True)
+    old.write_text("{}", encoding="utf-8")
+    dest = report.collect(out, "a-run", fresh=True)
+    assert sorted(p.name for p in (dest / "executed").iterdir()) == ["03_train_1M.ipynb", "04_evaluate.ipynb"]
