@@ -14,6 +14,7 @@ import http.client
 import os
 import random
 import re
+import shlex
 import time
 import urllib.error
 import urllib.request
@@ -320,12 +321,72 @@ def find_text(known: KnownText, raw_dir: Path | None = None, urls: tuple[str, ..
     )
 
 
+# What a file may be instead of text, by its first bytes: (signature, what it is, the command that
+# writes its text to {dest}, keeping the original {src}).
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip-compressed", "gzip -dc {src} > {dest}"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "xz -dc {src} > {dest}"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "zstd -dc {src} > {dest}"),
+    (b"PK\x03\x04", "a zip archive", "unzip -p {src} > {dest}"),
+    *((b"BZh" + bytes([level]), "bzip2-compressed", "bzip2 -dc {src} > {dest}") for level in b"123456789"),
+)
+
+
+def _fix_command(template: str, source: str, suffix: str) -> tuple[str, str]:
+    """(`template` filled in for the file `source`, writing beside it, the name of the file it writes).
+    For a download, with the file's name alone."""
+    src = Path(source) if "://" not in source else Path(source.rsplit("/", 1)[-1] or "download")
+    dest = src.with_name((src.name.split(".", 1)[0] or src.name) + suffix)
+    return template.format(src=shlex.quote(str(src)), dest=shlex.quote(str(dest))), dest.name
+
+
+def _not_text(raw: bytes, source: str) -> str | None:
+    """Why `raw` is not a text to read as UTF-8 (compressed, UTF-16 or -32, binary), with what to do;
+    None if nothing says so before decoding. Checked before decoding: UTF-16 of plain ASCII letters
+    is valid UTF-8 (with a NUL after each), and the Latin-1 advice of a failed decoding would turn a
+    compressed or UTF-16 file into garbage."""
+    if raw.startswith(b"PK\x03\x04") and b"application/epub+zip" in raw[:100]:
+        return (f"{source} is an EPUB e-book (a zip archive of web pages), not the plain text: download the "
+                "'Plain Text UTF-8' file from Project Gutenberg instead.")
+    for signature, what, template in _COMPRESSED:
+        if raw.startswith(signature):
+            command, written = _fix_command(template, source, ".plain.txt")
+            return (f"{source} is {what}, not text. Decompress it, keeping the original: `{command}`, "
+                    f"then check {written} and put it in place of {Path(source).name}.")
+    encoding = None
+    if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        encoding, iconv_name = "UTF-32 text (with a byte-order mark)", "UTF-32"
+    elif raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding, iconv_name = "UTF-16 text (with a byte-order mark)", "UTF-16"
+    else:
+        # UTF-16 without a byte-order mark: mostly ASCII letters, so a NUL in every other byte.
+        sample = raw[:65536]
+        even, odd = sample[0::2], sample[1::2]
+        if len(odd) >= 16 and odd.count(0) > len(odd) / 4 and even.count(0) < len(even) / 20:
+            encoding, iconv_name = "UTF-16 text (little-endian, without a byte-order mark)", "UTF-16LE"
+        elif len(odd) >= 16 and even.count(0) > len(even) / 4 and odd.count(0) < len(odd) / 20:
+            encoding, iconv_name = "UTF-16 text (big-endian, without a byte-order mark)", "UTF-16BE"
+    if encoding is not None:
+        command, written = _fix_command(f"iconv -f {iconv_name} -t UTF-8 {{src}} > {{dest}}", source, ".utf8.txt")
+        return (f"{source} is {encoding}, not UTF-8. Convert it, keeping the original: `{command}`, then check "
+                f"{written} and put it in place of {Path(source).name}.")
+    if b"\x00" in raw:
+        return (f"{source} holds {raw.count(0):,} NUL bytes (the first at position {raw.index(0):,}): it is not "
+                "plain text (a binary file, or a damaged copy). Put the book's plain text there: the "
+                "'Plain Text UTF-8' file from Project Gutenberg.")
+    return None
+
+
 def decode_text(raw: bytes, source: str) -> str:
     """UTF-8 text from bytes, strictly: byte-order mark dropped, Windows (and doubled) line ends made plain.
 
-    A file in another encoding is refused, naming the encoding it probably is, rather than read
-    with replacement characters where every curly quote was.
+    A compressed, UTF-16 or binary file is refused, saying what it is and how to make text of it; a
+    file in another encoding is refused, naming the encoding it probably is, rather than read with
+    replacement characters where every curly quote was.
     """
+    problem = _not_text(raw, source)
+    if problem:
+        raise BookTextError(problem)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
