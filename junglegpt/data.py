@@ -4,17 +4,23 @@ Where a text comes from, in this order:
 1. the folder named by the JUNGLE_DATA_DIR environment variable (laid out like `shared/data`:
    `jungle_book/pg236.txt`, `heldout/pg37364.txt`, `kipling/...`, optionally with a MANIFEST.tsv);
 2. `OUT/data/raw/pg<id>.txt` (where an earlier download put it, or where you copied it by hand);
-3. a download from Project Gutenberg (two addresses, with retries and a timeout).
+3. the same places for another edition that the cleaner reads too (The Jungle Book's 1910 edition,
+   `pg35997.txt`);
+4. a download from Project Gutenberg (two addresses, with retries and a timeout).
+A JUNGLE_DATA_DIR that names no folder, or something other than a file where a book should be, is
+said at once, before any download.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import http.client
 import os
 import random
 import re
 import shlex
+import stat
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +39,10 @@ def title_slug(name: str) -> str:
 
 class BookTextError(ValueError):
     """A text that is missing, wrong, truncated or not text at all."""
+
+
+class DataFolderError(BookTextError):
+    """JUNGLE_DATA_DIR names something that is not a folder."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,50 @@ KIPLING_BOOKS = tuple(KnownText(gid, title, "kipling", min_chars=n, markers=()) 
 # --------------------------------------------------------------------------------------------
 
 
+def _what_is_at(path: Path) -> str:
+    """What is at `path`, in a few words: "nothing", "a file", "a folder", "a link that loops", ..."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        if not os.path.lexists(path):
+            return "nothing"
+        if err.errno == errno.ELOOP:
+            return "a link that loops"
+        if path.is_symlink():
+            return f"a link to {path.parent / os.readlink(path)}, which does not exist"
+        return f"something that cannot be read ({err.strerror})"
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file (a pipe, a socket or a device)"
+
+
+def data_folder() -> Path | None:
+    """The folder that JUNGLE_DATA_DIR names; None where it is not set.
+
+    A variable that names no folder is refused at once, rather than passed over for data/raw/ and a
+    download: it was set to say where the books are, and falling back would hide the mistake, either
+    behind another copy (Project Gutenberg's current file may differ from the folder's, and so would
+    the split) or, offline, behind a minute of download attempts and "not on this machine".
+    """
+    configured = os.environ.get(DATA_DIR_ENV)
+    if not configured:
+        return None
+    folder = Path(configured).expanduser()
+    what = _what_is_at(folder)
+    if what == "a folder":
+        return folder
+    absolute = folder if folder.is_absolute() else Path.cwd() / folder
+    shown = configured if str(absolute) == configured else f"{configured} (that is, {absolute})"
+    which = {"nothing": "does not exist", "a file": "is a file, not a folder"}.get(what, f"is {what}")
+    raise DataFolderError(
+        f"{DATA_DIR_ENV} is set to {shown}, which {which}. Set it to a folder laid out like shared/data "
+        f"(jungle_book/pg236.txt, heldout/pg37364.txt, kipling/...), or unset it to read OUT/data/raw/ "
+        "and download what is not there."
+    )
+
+
 def _manifest_path(data_dir: Path, gutenberg_id: int) -> Path | None:
     manifest = data_dir / "MANIFEST.tsv"
     if not manifest.exists():
@@ -138,9 +192,8 @@ def _manifest_path(data_dir: Path, gutenberg_id: int) -> Path | None:
 def local_candidates(known: KnownText, raw_dir: Path | None) -> list[Path]:
     """Every place a local copy may be, in the order they are tried."""
     candidates = []
-    env_dir = os.environ.get(DATA_DIR_ENV)
-    if env_dir:
-        data_dir = Path(env_dir).expanduser()
+    data_dir = data_folder()
+    if data_dir is not None:
         listed = _manifest_path(data_dir, known.gutenberg_id)
         if listed is not None:
             candidates.append(listed)
@@ -148,6 +201,91 @@ def local_candidates(known: KnownText, raw_dir: Path | None) -> list[Path]:
     if raw_dir is not None:
         candidates.append(Path(raw_dir) / known.filename)
     return list(dict.fromkeys(candidates))
+
+
+# Other editions of a book that clean_book reads as well (tests/test_data.py cleans both), with a
+# name for people: used, and said, where no place holds the current edition, rather than downloading.
+OTHER_EDITIONS: dict[int, tuple[tuple[KnownText, str], ...]] = {
+    JUNGLE_BOOK.gutenberg_id: ((JUNGLE_BOOK_1910, "the 1910 edition"),),
+}
+
+
+def _editions(known: KnownText) -> tuple[tuple[KnownText, str], ...]:
+    return ((known, ""), *OTHER_EDITIONS.get(known.gutenberg_id, ()))
+
+
+def _local_choice(known: KnownText, raw_dir: Path | None) -> tuple[KnownText, str, Path] | None:
+    """The local copy that find_text reads: (the edition, its name for people, the path), or None if
+    none of the places holds anything.
+
+    The places of the current edition are tried first, then those of other editions. The first place
+    that holds something decides: a file is used; anything else there (a folder, a link that loops
+    or leads nowhere) raises FileNotFoundError at once, naming it, since a download would not explain
+    what is wrong on the disk (and could not replace a folder in data/raw/).
+    """
+    for edition, name in _editions(known):
+        for path in local_candidates(edition, raw_dir):
+            what = _what_is_at(path)
+            if what == "a file":
+                return edition, name, path
+            if what != "nothing":
+                raise FileNotFoundError(
+                    f"{known.title} (Project Gutenberg #{known.gutenberg_id}) is not on this machine: {path} "
+                    f"is {what} (nothing was downloaded).\n" + _where_looked(known, raw_dir)
+                    + f"\nPut the book's plain text at {path}, or remove what is there."
+                )
+    return None
+
+
+# Suffixes of files that hold a book in a form that is not plain text, as a folder's listing names them.
+_NOT_PLAIN = {".gz": "compressed", ".bz2": "compressed", ".xz": "compressed", ".zip": "compressed",
+              ".zst": "compressed", ".htm": "a web page", ".html": "a web page", ".epub": "an EPUB e-book"}
+
+
+def _folder_listing(folder: Path, expected: KnownText, limit: int = 12) -> str:
+    """What `folder` holds, for a person: "jungle_book/, notes.txt, pg236.txt.gz (compressed)"."""
+    try:
+        entries = sorted(folder.iterdir(), key=lambda p: p.name)
+    except OSError as err:
+        return f"cannot be listed ({err.strerror or err})"
+    if not entries:
+        return "nothing"
+    titles = {k.filename: k.title for k in (JUNGLE_BOOK, JUNGLE_BOOK_1910, SECOND_JUNGLE_BOOK, *KIPLING_BOOKS)}
+    names = []
+    for entry in entries[:limit]:
+        name = entry.name + ("/" if entry.is_dir() else "")
+        note = _NOT_PLAIN.get(entry.suffix.lower())
+        if note is None and entry.name in titles and entry.name != expected.filename:
+            note = titles[entry.name]
+        names.append(f"{name} ({note})" if note else name)
+    more = f" and {len(entries) - limit} more" if len(entries) > limit else ""
+    return ", ".join(names) + more
+
+
+def _where_looked(known: KnownText, raw_dir: Path | None) -> str:
+    """Every place a local copy was looked for, with what is there, and what the folders around them hold."""
+    editions = _editions(known)
+    names = " or ".join(f"{e.filename}" + (f" ({name}, also accepted)" if name else "") for e, name in editions)
+    lines = [f"Looked for {names} at:"]
+    folders = []
+    for edition, _ in editions:
+        for path in local_candidates(edition, raw_dir):
+            what = _what_is_at(path)
+            if what == "nothing":
+                parent = _what_is_at(path.parent)
+                what = "nothing there" + ("" if parent == "a folder" else
+                                          f" ({path.parent} does not exist)" if parent == "nothing" else
+                                          f" ({path.parent} is {parent})")
+            elif what == "a folder":
+                what = "a folder, not a file"
+            lines.append(f"  {path}: {what}")
+            if _what_is_at(path.parent) == "a folder" and path.parent not in folders:
+                folders.append(path.parent)
+    lines.append(f"  any .txt file under {kaggle_input_root()} (Kaggle's attached datasets)")
+    if folders:
+        lines.append("What those folders hold:")
+        lines += [f"  {folder} holds: {_folder_listing(folder, known)}" for folder in folders]
+    return "\n".join(lines)
 
 
 def find_in_kaggle_input(known: KnownText, max_bytes: int = 20_000_000,
@@ -266,29 +404,39 @@ def download(url: str, dest: Path, known: KnownText, timeout: float = 30.0, retr
 
 def local_copy(known: KnownText, raw_dir: Path | None = None) -> Path | None:
     """The copy of `known` that `find_text` would read, if there is one on this machine (nothing is
-    downloaded or checked): how run_all recognises that a book changed."""
-    for path in local_candidates(known, raw_dir):
-        if path.is_file():
-            return path
-    return find_in_kaggle_input(known)
+    downloaded or checked): how run_all recognises that a book changed. None also where the data
+    folder or what is at a book's place is wrong: find_text, in the notebook, says what."""
+    try:
+        chosen = _local_choice(known, raw_dir)
+    except (BookTextError, FileNotFoundError):
+        return None
+    return chosen[2] if chosen else find_in_kaggle_input(known)
 
 
 def find_text(known: KnownText, raw_dir: Path | None = None, urls: tuple[str, ...] | None = None,
               timeout: float = 20.0, retries: int = 3, total_timeout: float = 55.0) -> Path:
     """Return the path of a checked local copy of `known`, downloading it into `raw_dir` if needed.
 
-    Downloading gives up after `total_timeout` seconds in all, whatever the network does.
+    Downloading gives up after `total_timeout` seconds in all, whatever the network does. Nothing is
+    downloaded where JUNGLE_DATA_DIR or a book's place on the disk is wrong: that is said at once.
     """
-    for path in local_candidates(known, raw_dir):
-        if path.is_file():
-            check_text(read_text(path), known, str(path))
-            return path
+    chosen = _local_choice(known, raw_dir)
+    if chosen is not None:
+        edition, name, path = chosen
+        check_text(read_text(path), edition, str(path))
+        if edition is not known:
+            print(f"{local_candidates(known, raw_dir)[0]} is not there: using {path}, {name} (Project Gutenberg "
+                  f"#{edition.gutenberg_id}), which is cleaned the same way. Its text differs a little from "
+                  f"#{known.gutenberg_id}'s, and so will the split and the results.", flush=True)
+        return path
     refused: list[str] = []
     attached = find_in_kaggle_input(known, refused=refused)
     if attached is not None:
         return attached
+    not_it = "".join(f"\n  refused {reason}" for reason in refused)
     if raw_dir is None:
-        raise FileNotFoundError(f"no local copy of {known.title} and nowhere to download it to.")
+        raise FileNotFoundError(f"no local copy of {known.title} and nowhere to download it to.\n"
+                                + _where_looked(known, raw_dir) + not_it)
     errors = []
     deadline = time.monotonic() + total_timeout
     for url in urls or known.urls:
@@ -300,9 +448,6 @@ def find_text(known: KnownText, raw_dir: Path | None = None, urls: tuple[str, ..
                             deadline=deadline)
         except ConnectionError as err:
             errors.append(str(err))
-    looked = "\n  ".join([str(p) for p in local_candidates(known, raw_dir)]
-                          + [f"any .txt file under {kaggle_input_root()} (Kaggle's attached datasets)"])
-    not_it = "".join(f"\n  refused {reason}" for reason in refused)
     from .environment import on_kaggle
 
     if on_kaggle():
@@ -310,13 +455,16 @@ def find_text(known: KnownText, raw_dir: Path | None = None, urls: tuple[str, ..
                f"./run_all.sh --kaggle made (it holds every book); or download {known.urls[0]} elsewhere, and "
                f"upload it with Add Input > Upload > New Dataset (any file name will do). Or turn the internet "
                f"on (Settings > Internet).")
+    elif data_folder() is not None:
+        how = (f"Without internet, download {known.urls[0]} elsewhere and copy it to "
+               f"{data_folder() / known.folder / known.filename} (or to {Path(raw_dir) / known.filename}).")
     else:
         how = (f"Without internet, download {known.urls[0]} elsewhere and copy it to "
                f"{Path(raw_dir) / known.filename}, or set {DATA_DIR_ENV} to a folder laid out like "
                f"shared/data (it looks for {known.folder}/{known.filename} there).")
     raise FileNotFoundError(
         f"{known.title} (Project Gutenberg #{known.gutenberg_id}) is not on this machine and could "
-        f"not be downloaded:\n  " + "\n  ".join(errors) + f"\nLooked for a local copy in:\n  {looked}{not_it}\n"
+        f"not be downloaded:\n  " + "\n  ".join(errors) + "\n" + _where_looked(known, raw_dir) + f"{not_it}\n"
         + how
     )
 

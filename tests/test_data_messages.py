@@ -1,5 +1,6 @@
-"""What a user is told about the book files when they are not what they should be (issue 33): each
-message names the file, what it is, and what to do."""
+"""What a user is told about the data folder and the book files when they are not what they should be
+(issue 33): each message names the file or folder, what it is, and what to do; nothing is downloaded
+when what is on the disk already explains the problem."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import lzma
 import os
 import re
 import subprocess
+import time
 import zipfile
 
 import pytest
@@ -102,3 +104,109 @@ def test_a_compressed_book_in_the_data_folder_is_named_without_trying_to_downloa
     with pytest.raises(jb.BookTextError, match="is gzip-compressed"):
         jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=REFUSED, timeout=2, retries=1)
     assert "downloading" not in capsys.readouterr().out
+
+
+# --- the data folder itself -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: None, "which does not exist"),
+    (lambda p: p.write_text("books"), "which is a file, not a folder"),
+    (lambda p: p.symlink_to(p), "which is a link that loops"),
+    (lambda p: p.symlink_to(p.parent / "gone"), "which is a link to .*gone, which does not exist"),
+])
+def test_a_data_folder_that_is_not_one_is_said_at_once_naming_the_variable(tmp_path, monkeypatch, capsys, make,
+                                                                           says):
+    """Before: six seconds of download attempts, then 'not on this machine'."""
+    data_dir = tmp_path / "boks"
+    make(data_dir)
+    monkeypatch.setenv(jb.DATA_DIR_ENV, str(data_dir))
+    start = time.monotonic()
+    with pytest.raises(jb.DataFolderError, match=f"^{jb.DATA_DIR_ENV} is set to {data_dir}, {says}") as caught:
+        jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=REFUSED, timeout=2, retries=3)
+    assert time.monotonic() - start < 1
+    assert "downloading" not in capsys.readouterr().out
+    assert "unset it" in str(caught.value) and "jungle_book/pg236.txt" in str(caught.value)
+
+
+def test_a_relative_data_folder_that_does_not_exist_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(jb.DATA_DIR_ENV, "shared/data")
+    with pytest.raises(jb.DataFolderError, match=f"set to shared/data \\(that is, {tmp_path}/shared/data\\)"):
+        jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=REFUSED, timeout=2, retries=1)
+
+
+def test_the_runner_is_not_stopped_by_a_missing_data_folder_the_notebook_says_it(tmp_path, monkeypatch):
+    """run_all asks local_copy whether the book changed: it answers 'no copy', and notebook 01 says why."""
+    monkeypatch.setenv(jb.DATA_DIR_ENV, str(tmp_path / "nope"))
+    assert jb.local_copy(jb.JUNGLE_BOOK, tmp_path / "raw") is None
+
+
+# --- what is where the book should be ----------------------------------------------------------
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "books"
+    (folder / "jungle_book").mkdir(parents=True)
+    monkeypatch.setenv(jb.DATA_DIR_ENV, str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("make, found", [
+    (lambda p: p.mkdir(), "a folder, not a file"),
+    (lambda p: p.symlink_to(p), "a link that loops"),
+    (lambda p: p.symlink_to(p.parent / "pg236-old.txt"), "a link to .*pg236-old.txt, which does not exist"),
+    (lambda p: os.mkfifo(p), "not a regular file"),
+])
+def test_something_else_where_the_book_should_be_is_named_without_downloading(data_dir, tmp_path, capsys, make,
+                                                                              found):
+    expected = data_dir / "jungle_book" / "pg236.txt"
+    make(expected)
+    start = time.monotonic()
+    with pytest.raises(FileNotFoundError) as caught:
+        jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=REFUSED, timeout=2, retries=3)
+    assert time.monotonic() - start < 1
+    assert "downloading" not in capsys.readouterr().out
+    message = str(caught.value)
+    assert message.startswith("The Jungle Book (Project Gutenberg #236) is not on this machine")
+    assert re.search(f"{expected}: {found}", message), message
+
+
+def test_only_the_1910_edition_is_used_and_said(data_dir, tmp_path, shared_data, capsys):
+    (data_dir / "jungle_book" / "pg35997.txt").symlink_to(shared_data / "jungle_book" / "pg35997.txt")
+    path = jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=REFUSED, timeout=2, retries=1)
+    assert path == data_dir / "jungle_book" / "pg35997.txt"
+    said = capsys.readouterr().out
+    assert "downloading" not in said
+    assert f"{data_dir / 'jungle_book' / 'pg236.txt'} is not there: using {path}, the 1910 edition" in said
+    assert len(jb.clean_book(jb.read_text(path))) == 14
+    assert jb.local_copy(jb.JUNGLE_BOOK, tmp_path / "raw") == path  # what run_all watches for changes
+
+
+def test_the_current_edition_is_preferred_to_the_1910_one_anywhere(data_dir, tmp_path, shared_data):
+    (data_dir / "jungle_book" / "pg35997.txt").symlink_to(shared_data / "jungle_book" / "pg35997.txt")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "pg236.txt").symlink_to(shared_data / "jungle_book" / "pg236.txt")
+    assert jb.find_text(jb.JUNGLE_BOOK, raw, urls=REFUSED, retries=1) == raw / "pg236.txt"
+
+
+def test_not_found_says_which_folders_were_searched_what_is_there_and_what_was_expected(data_dir, tmp_path):
+    (data_dir / "jungle_book" / "pg236.txt").write_text("x")
+    (data_dir / "kipling").mkdir()
+    (data_dir / "pg37364.txt.gz").write_bytes(b"\x1f\x8b")
+    with pytest.raises(FileNotFoundError) as caught:
+        jb.find_text(jb.SECOND_JUNGLE_BOOK, tmp_path / "raw", urls=REFUSED, timeout=2, retries=1)
+    message = str(caught.value)
+    assert f"{data_dir / 'heldout' / 'pg37364.txt'}: nothing there ({data_dir / 'heldout'} does not exist)" in message
+    assert f"{data_dir / 'pg37364.txt'}: nothing there" in message
+    assert f"{tmp_path / 'raw' / 'pg37364.txt'}: nothing there ({tmp_path / 'raw'} does not exist)" in message
+    assert f"{data_dir} holds: jungle_book/, kipling/, pg37364.txt.gz (compressed)" in message
+
+
+# --- MANIFEST.tsv -------------------------------------------------------------------------------
+
+
+def test_the_shared_manifest_is_read_as_before(shared_data):
+    assert jb.find_text(jb.SECOND_JUNGLE_BOOK) == shared_data / "heldout" / "pg37364.txt"
