@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import errno
 import http.client
+import io
 import os
 import random
 import re
@@ -26,6 +27,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from .io import atomic_write_bytes
 from .paths import kaggle_input_root
@@ -42,7 +44,7 @@ class BookTextError(ValueError):
 
 
 class DataFolderError(BookTextError):
-    """JUNGLE_DATA_DIR names something that is not a folder."""
+    """JUNGLE_DATA_DIR names no folder, or its MANIFEST.tsv cannot be read as the table it should be."""
 
 
 @dataclass(frozen=True)
@@ -178,15 +180,64 @@ def data_folder() -> Path | None:
     )
 
 
+MANIFEST = "MANIFEST.tsv"
+
+
 def _manifest_path(data_dir: Path, gutenberg_id: int) -> Path | None:
-    manifest = data_dir / "MANIFEST.tsv"
-    if not manifest.exists():
+    """Where the data folder's MANIFEST.tsv (optional) says book `gutenberg_id` is; None if it says nothing.
+
+    A manifest that cannot be read as the table it should be is refused, naming its line: read past,
+    it could send a book to another file than the one meant.
+    """
+    manifest = data_dir / MANIFEST
+    if _what_is_at(manifest) == "nothing":
         return None
-    with manifest.open(encoding="utf-8") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if row.get("gutenberg_id") == str(gutenberg_id):
-                return data_dir / row["path"]
-    return None
+
+    def refuse(problem: str) -> NoReturn:
+        raise DataFolderError(
+            f"{manifest} {problem}: it should be a tab-separated table whose first line names its columns, "
+            f"`path` and `gutenberg_id` among them (as in shared/data). Correct it, or delete it: without it "
+            f"each book is looked for in its sub-folder (jungle_book/pg236.txt, heldout/pg37364.txt, ...)."
+        )
+
+    try:
+        raw = manifest.read_bytes()
+    except OSError as err:
+        refuse(f"cannot be read ({err.strerror or err})")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        refuse(f"is not UTF-8 text (byte 0x{raw[err.start]:02x} on line {line})")
+    if "\0" in text:
+        line = text[:text.index("\0")].count("\n") + 1
+        refuse(f"holds NUL bytes (line {line}), as binary files do")
+    rows = csv.reader(io.StringIO(text), delimiter="\t")
+    try:
+        header = [name.strip() for name in next(rows, [])]
+        missing = [name for name in ("path", "gutenberg_id") if name not in header]
+        if missing:
+            commas = " (separated by commas instead of tabs?)" if any("," in name for name in header) else ""
+            refuse(f"line 1 names the columns {header[:8]}, without {' or '.join(f'`{m}`' for m in missing)}"
+                   f"{commas}")
+        path_column, id_column = header.index("path"), header.index("gutenberg_id")
+        listed = None
+        # Every row is checked, not only up to the book's: whether a damaged row is seen should not
+        # depend on which book is looked for.
+        for row in rows:
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) <= max(path_column, id_column):
+                refuse(f"line {rows.line_num} has {len(row)} column{'' if len(row) == 1 else 's'}: `path` and "
+                       f"`gutenberg_id` are columns {path_column + 1} and {id_column + 1}")
+            book, path = row[id_column].strip(), row[path_column].strip()
+            if not path:
+                refuse(f"line {rows.line_num} lists #{book} without a path")
+            if book == str(gutenberg_id) and listed is None:
+                listed = data_dir / path
+    except csv.Error as err:
+        refuse(f"cannot be read as a table at line {rows.line_num} ({err})")
+    return listed
 
 
 def local_candidates(known: KnownText, raw_dir: Path | None) -> list[Path]:

@@ -208,5 +208,31 @@ def test_not_found_says_which_folders_were_searched_what_is_there_and_what_was_e
 # --- MANIFEST.tsv -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("content, says", [
+    (b"\x1f\x8b\x08\x00binary\xff\xfe", r"MANIFEST.tsv is not UTF-8 text \(byte 0x8b on line 1\)"),
+    (b"file\tgutenberg_id\njungle_book/pg236.txt\t236\n", r"MANIFEST.tsv line 1 names the columns \['file', "
+                                                           r"'gutenberg_id'\], without `path`"),
+    (b"path,gutenberg_id\njungle_book/pg236.txt,236\n", r"MANIFEST.tsv line 1 .* \(separated by commas"),
+    (b"path\tgutenberg_id\nheldout/pg37364.txt\t37364\njungle_book/pg236.txt\n",
+     r"MANIFEST.tsv line 3 has 1 column: `path` and `gutenberg_id` are columns 1 and 2"),
+    (b"path\tgutenberg_id\n\t236\n", r"MANIFEST.tsv line 2 lists #236 without a path"),
+    (b"path\tgutenberg_id\njungle_book/pg236.txt\t236\n\nheldout/pg37364.txt\n",  # after the book's line
+     r"MANIFEST.tsv line 4 has 1 column"),
+])
+def test_a_damaged_manifest_is_named_with_its_line_and_what_it_should_hold(data_dir, tmp_path, content, says):
+    """Before: a bare UnicodeDecodeError, KeyError: 'path' or TypeError."""
+    (data_dir / "MANIFEST.tsv").write_bytes(content)
+    with pytest.raises(jb.DataFolderError, match=f"^{data_dir}/{says}") as caught:
+        jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=REFUSED, timeout=2, retries=1)
+    assert "delete it" in str(caught.value)
+
+
+def test_a_manifest_with_a_byte_order_mark_is_read(data_dir, tmp_path, shared_data):
+    (data_dir / "elsewhere").mkdir()
+    (data_dir / "elsewhere" / "jb.txt").symlink_to(shared_data / "jungle_book" / "pg236.txt")
+    (data_dir / "MANIFEST.tsv").write_bytes(b"\xef\xbb\xbfpath\tgutenberg_id\nelsewhere/jb.txt\t236\n")
+    assert jb.find_text(jb.JUNGLE_BOOK, tmp_path / "raw", urls=REFUSED, retries=1) == data_dir / "elsewhere/jb.txt"
+
+
 def test_the_shared_manifest_is_read_as_before(shared_data):
     assert jb.find_text(jb.SECOND_JUNGLE_BOOK) == shared_data / "heldout" / "pg37364.txt"
