@@ -61,7 +61,8 @@ def test_every_linked_copy_is_todays_notebook_run_and_says_which_run(path):
         assert copy.exists(), f"{path.name} links {copy}, which does not exist"
         executed = _notebook(copy)
         theirs, ours = _code(executed), _code(_notebook(path))
-        differ = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
+        pairs = enumerate(zip(theirs, ours, strict=False))
+        differ = next((i for i, (a, b) in pairs if a != b), min(len(theirs), len(ours)))
         assert theirs == ours, (
             f"{copy.relative_to(REPO_ROOT)} is not today's {path.name}: code cell {differ + 1} differs "
             f"({len(theirs)} code cells against {len(ours)}). Make the copies again "
