@@ -3,12 +3,16 @@
     .venv/bin/python benchmarks/train_step.py                 # sizes 1M, 15M, 37M, quick-profile batch
     .venv/bin/python benchmarks/train_step.py --sizes all     # every size (slow on a CPU)
     .venv/bin/python benchmarks/train_step.py --compile       # also torch.compile: compile time and speed-up
+    .venv/bin/python benchmarks/train_step.py --precision-cost --sizes 1M,100M  # what choosing "auto" costs
 
 The notebook's step is `junglegpt.training.train_step`, which notebook 03 calls; it runs here with an
 Accelerator and AdamW built as the notebook builds them. On a CPU it runs in fp32 and in bf16, and
 the precision "auto" picks is found as notebook 03 finds it (`training.choose_precision` with
-`training.time_cpu_precisions`: on a CPU with bf16 instructions it times both), so each row says
-whether that choice was the faster of the two. On a GPU (one mixed precision per process) the
+`training.measure_cpu_precisions`: on a CPU with bf16 instructions it times both, once per machine,
+on the first size of the run, or on 15M where that is bigger), so each row says whether that one
+choice was the faster of the two for its size: the rows show whether the verdict holds across sizes.
+`--precision-cost` measures instead what the choice costs: timing each size itself (notebook 03
+before issue 34) against the measurement it makes now. On a GPU (one mixed precision per process) the
 notebook's step runs in the precision "auto" picks. The bare loops are forward, backward, clip,
 AdamW step, nothing else, in fp32 and under bf16 autocast. All run in this one process, alternating,
 so that machine noise hits them alike; the ratios are the figures that matter. On CUDA it also
@@ -32,7 +36,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2LMHeadModel
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,19 +44,14 @@ sys.path.insert(0, str(ROOT))
 from junglegpt import training  # noqa: E402
 from junglegpt.environment import cpu_flags, cpu_model, describe_hardware  # noqa: E402
 from junglegpt.io import atomic_write_json  # noqa: E402
-from junglegpt.sizes import DEFAULT_VOCAB_SIZE, N_POSITIONS, SIZES, parse_sizes  # noqa: E402
+from junglegpt.sizes import DEFAULT_VOCAB_SIZE, SIZES, parse_sizes  # noqa: E402
 
 # Dense peak throughput in the precision the notebook uses on each GPU (TFLOP/s), for MFU.
 PEAK_TFLOPS = {"T4": 65.0, "A100": 312.0, "H100": 989.0, "H200": 989.0, "L4": 121.0, "A10": 125.0, "V100": 125.0}
 
 
 def build_model(name: str, device) -> GPT2LMHeadModel:
-    s = SIZES[name]
-    config = GPT2Config(vocab_size=DEFAULT_VOCAB_SIZE, n_positions=N_POSITIONS, n_embd=s.n_embd, n_layer=s.n_layer,
-                        n_head=s.n_head, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1, attn_implementation="sdpa",
-                        bos_token_id=0, eos_token_id=0)
-    torch.manual_seed(0)
-    return GPT2LMHeadModel(config).to(device)
+    return training.untrained_model(name, device=device)
 
 
 def cpu_facts() -> dict:
@@ -111,13 +110,12 @@ def bare_step(name: str, batch: torch.Tensor, bf16: bool = False):
     return step
 
 
-def bench_size(name: str, batch_size: int, block_size: int, repeats: int, bf16_repeats: int) -> dict:
+def bench_size(name: str, batch_size: int, block_size: int, repeats: int, bf16_repeats: int,
+               auto_measure) -> dict:
     batch = torch.randint(0, DEFAULT_VOCAB_SIZE, (batch_size, block_size))
     cuda = torch.cuda.is_available()
-    # The choice notebook 03 makes: on a CPU with bf16 instructions it times this model in both.
-    measured = {}
-    auto, why = training.choose_precision(
-        "auto", measure=lambda: measured.setdefault("t", training.time_cpu_precisions(build_model(name, "cpu"), batch)))
+    # The choice notebook 03 makes: on a CPU with bf16 instructions, measured once for every size.
+    auto, why = training.choose_precision("auto", measure=auto_measure)
     # Accelerate allows one mixed precision per process, so on a GPU the notebook's step runs in its
     # own precision only, against the bare fp32 loop; on a CPU (Accelerate's "no" either way) both.
     steps = {"bare_fp32": bare_step(name, batch)}
@@ -199,6 +197,28 @@ def bench_compile(name: str, batch_size: int, block_size: int, repeats: int, bud
             "pays_within_budget": (budget_s - compile_s) / compiled > budget_s / eager}
 
 
+def bench_precision_cost(name: str, batch_size: int, block_size: int) -> list[dict]:
+    """What choosing "auto" costs for this size: timing this size itself, median of three (notebook 03
+    before issue 34), against the measurement notebook 03 makes now (`training.measure_cpu_precisions`
+    on `training.precision_timing_size`, stopping once the winner is clear), one after the other."""
+    batch = torch.randint(0, DEFAULT_VOCAB_SIZE, (batch_size, block_size))
+    rows = []
+    for method in ("this size, median of 3", "now"):
+        start = time.perf_counter()
+        if method == "now":
+            measured = training.measure_cpu_precisions(training.precision_timing_size(name), (batch_size, block_size))
+            fp32_s, bf16_s, timed = measured["fp32_step_s"], measured["bf16_step_s"], measured["measured_on"]
+        else:
+            fp32_s, bf16_s = training.time_cpu_precisions(build_model(name, "cpu"), batch, clear_speed_up=None)
+            timed = f"{name}, {batch_size} x {block_size} tokens"
+        cost_s = round(time.perf_counter() - start, 2)
+        rows.append({"size": name, "method": method, "timed": timed, "cost_s": cost_s,
+                     "fp32_step_s": round(fp32_s, 4), "bf16_step_s": round(bf16_s, 4),
+                     "bf16_speed_up": round(fp32_s / bf16_s, 3),
+                     "verdict": training.decide_cpu_precision(fp32_s, bf16_s)[0]})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1M,15M,37M")
@@ -210,17 +230,32 @@ def main() -> None:
     parser.add_argument("--note", default="", help="conditions worth recording, e.g. other jobs sharing the machine")
     parser.add_argument("--compile", action="store_true", help="measure torch.compile instead")
     parser.add_argument("--budget-s", type=float, default=60.0, help="with --compile: the quick profile's budget")
+    parser.add_argument("--precision-cost", action="store_true", help="measure what choosing \"auto\" costs instead")
     args = parser.parse_args()
+    print(training.use_physical_cores(), flush=True)  # as notebook 03 does
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    sizes = parse_sizes(args.sizes)
+    auto = {}  # measured once, on the first size (or 15M where that is bigger), as a run of notebook 03 does
+
+    def auto_measure():
+        if not auto:
+            auto.update(training.measure_cpu_precisions(training.precision_timing_size(sizes[0]),
+                                                        (args.batch_size, args.block_size)))
+        return auto["fp32_step_s"], auto["bf16_step_s"]
+
     rows = []
-    for name in parse_sizes(args.sizes):
+    for name in sizes:
         if args.compile:
-            row = bench_compile(name, args.batch_size, args.block_size, args.repeats, args.budget_s)
+            new_rows = [bench_compile(name, args.batch_size, args.block_size, args.repeats, args.budget_s)]
+        elif args.precision_cost:
+            new_rows = bench_precision_cost(name, args.batch_size, args.block_size)
         else:
             bf16_repeats = args.bf16_repeats or (args.repeats if training.cpu_supports_bf16() else 1)
-            row = bench_size(name, args.batch_size, args.block_size, args.repeats, bf16_repeats)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+            new_rows = [bench_size(name, args.batch_size, args.block_size, args.repeats, bf16_repeats, auto_measure)]
+            new_rows[0]["auto_measured_on"] = auto.get("measured_on")
+        for row in new_rows:
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     result = {
         "hardware": describe_hardware(),
         "cpu": cpu_facts(),
@@ -232,7 +267,8 @@ def main() -> None:
         "rows": rows,
     }
     device = f"cpu-{cpu_tag()}" if device == "cpu" else device
-    name = f"train_step_compile_{device}.json" if args.compile else f"train_step_{device}.json"
+    kind = "_compile" if args.compile else "_precision_cost" if args.precision_cost else ""
+    name = f"train_step{kind}_{device}.json"
     path = atomic_write_json(ROOT / "benchmarks" / "results" / name, result)
     print(f"written to {path}")
 

@@ -356,11 +356,12 @@ def choose_precision(requested: str = "auto", measure=None) -> tuple[str, str]:
     On a GPU, 'auto' is bf16 where it has bf16 (Ampere and newer) and fp16 with loss scaling on
     older ones (a T4). On a CPU the flags cannot tell whether bf16 is faster: it is 2x faster with
     AMX and on AMD Zen 4, and slower than fp32 on some Xeons that have avx512_bf16. So 'auto' calls
-    `measure()`, which returns the seconds of one training step in fp32 and in bf16, and takes the
-    faster (`decide_cpu_precision`). A CPU without bf16 instructions only emulates it (10 to 20
-    times slower, benchmarks/train_step.py), so there it is fp32 without measuring; so is a CPU
-    with them when there is nothing to measure (`measure=None`). Weights, optimizer state and
-    evaluation stay fp32 in every case: only the training step's matrix products run in 16 bits.
+    `measure()`, which returns the seconds of one training step in fp32 and in bf16 (notebook 03:
+    measured once per machine, `precision_for_run`), and takes the faster (`decide_cpu_precision`).
+    A CPU without bf16 instructions only emulates it (10 to 20 times slower,
+    benchmarks/train_step.py), so there it is fp32 without measuring; so is a CPU with them when
+    there is nothing to measure (`measure=None`). Weights, optimizer state and evaluation stay fp32
+    in every case: only the training step's matrix products run in 16 bits.
     """
     requested = check_precision(requested)
     if requested != "auto":
@@ -384,10 +385,55 @@ def auto_precision_label() -> str:
     return choose_precision()[0]
 
 
-def time_cpu_precisions(model, batch: torch.Tensor, grad_clip: float = 1.0, rounds: int = 3) -> tuple[float, float]:
-    """Seconds of one training step of `model` on `batch` in fp32 and under bf16 autocast: the median
-    of `rounds` steps each, alternating so that machine noise hits both alike, after a warm-up step
-    each. Timed on a copy, with the random number generators restored afterwards."""
+# "auto" on a CPU is measured once per machine (and batch shape), and that verdict holds for every
+# size: whether bf16 beats fp32 is a property of the CPU, and the verdict was the same for every
+# size measured on the three CPUs with bf16 instructions (docs/benchmarks.md: AMX 1.44-2.10x faster
+# from 1M to 37M; a Xeon without AMX 0.76-1.02x; Zen 4 2.32x at 15M), although the ratio itself
+# grows with the size. The first run to need it measures its own size, or this one if its own is
+# bigger (15M: measured on all three; timing 100M itself cost 82 s of its 60 s budget).
+PRECISION_REFERENCE_SIZE = "15M"
+# Timing stops after the first alternating pair once one precision is this much faster: the
+# verdict cannot change (fp32 and bf16 were 1.4-2.3x apart on CPUs where bf16 wins), and only
+# close calls pay for the median of three.
+CLEAR_SPEED_UP = 1.25
+
+
+def untrained_model(size_name: str, vocab_size: int | None = None, device="cpu"):
+    """A fresh GPT-2 of a size in the table (dropout 0.1, fused attention, seed 0), for timing:
+    the random number generators are left as they were."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from .sizes import DEFAULT_VOCAB_SIZE
+
+    shape = get_size(size_name)
+    config = GPT2Config(vocab_size=vocab_size or DEFAULT_VOCAB_SIZE, n_positions=N_POSITIONS, n_embd=shape.n_embd,
+                        n_layer=shape.n_layer, n_head=shape.n_head, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1,
+                        attn_implementation="sdpa", bos_token_id=0, eos_token_id=0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return GPT2LMHeadModel(config).to(device)
+
+
+def alternate_until_clear(step_seconds, rounds: int = 3, clear_speed_up: float | None = CLEAR_SPEED_UP
+                          ) -> tuple[float, float]:
+    """The median seconds of fp32 and bf16 steps, timed alternately (`step_seconds("fp32")` runs one
+    step and returns its seconds), so that machine noise hits both alike: up to `rounds` pairs, fewer
+    once one precision is more than `clear_speed_up` times faster than the other (None: all rounds)."""
+    times = {"fp32": [], "bf16": []}
+    for _ in range(rounds):
+        for dtype in times:
+            times[dtype].append(step_seconds(dtype))
+        fp32_s, bf16_s = (sorted(t)[len(t) // 2] for t in times.values())
+        if clear_speed_up and not 1 / clear_speed_up <= fp32_s / bf16_s <= clear_speed_up:
+            break
+    return fp32_s, bf16_s
+
+
+def time_cpu_precisions(model, batch: torch.Tensor, grad_clip: float = 1.0, rounds: int = 3,
+                        clear_speed_up: float | None = CLEAR_SPEED_UP) -> tuple[float, float]:
+    """Seconds of one training step of `model` on `batch` in fp32 and under bf16 autocast, after a
+    warm-up step each (`alternate_until_clear`: the median of up to `rounds` steps each). Timed on a
+    copy, with the random number generators restored afterwards."""
     with torch.random.fork_rng():
         twin = copy.deepcopy(model).train()
         optimizer = torch.optim.AdamW(twin.parameters(), lr=0.0)  # lr 0: timing only
@@ -400,29 +446,47 @@ def time_cpu_precisions(model, batch: torch.Tensor, grad_clip: float = 1.0, roun
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        times = {"fp32": [], "bf16": []}
-        for dtype in times:
+        for dtype in ("fp32", "bf16"):
             step(dtype)  # warm-up: memory allocation, kernel choice
-        for _ in range(rounds):
-            for dtype in times:
-                times[dtype].append(_seconds(lambda d=dtype: step(d)))
-    return tuple(sorted(t)[len(t) // 2] for t in times.values())
+        return alternate_until_clear(lambda dtype: _seconds(lambda: step(dtype)), rounds, clear_speed_up)
 
 
-def precision_for_run(requested: str, model, batch: torch.Tensor, cache: Path, key: str,
+def precision_timing_size(size_name: str | None) -> str:
+    """The size whose steps "auto" times: `size_name`, or `PRECISION_REFERENCE_SIZE` where that is
+    smaller (or where there is no size: a pretrained model, notebook 06)."""
+    from .sizes import SIZES
+
+    order = list(SIZES)
+    if size_name is None or order.index(get_size(size_name).name) > order.index(PRECISION_REFERENCE_SIZE):
+        return PRECISION_REFERENCE_SIZE
+    return get_size(size_name).name
+
+
+def measure_cpu_precisions(size_name: str, batch_shape: tuple[int, int], grad_clip: float = 1.0) -> dict:
+    """Step seconds in fp32 and bf16 of a fresh model of `size_name` on a random batch of
+    `batch_shape` (sequences, tokens), and what measuring them cost in seconds."""
+    start = time.perf_counter()
+    batch = torch.randint(0, 2048, tuple(batch_shape), generator=torch.Generator().manual_seed(0))
+    fp32_s, bf16_s = time_cpu_precisions(untrained_model(size_name), batch, grad_clip)
+    return {"fp32_step_s": round(fp32_s, 4), "bf16_step_s": round(bf16_s, 4),
+            "measured_on": f"{size_name}, {batch_shape[0]} x {batch_shape[1]} tokens",
+            "measure_s": round(time.perf_counter() - start, 2)}
+
+
+def precision_for_run(requested: str, cache: Path, size_name: str | None, batch_shape: tuple[int, int],
                       grad_clip: float = 1.0) -> dict:
     """`choose_precision` for notebook 03, with the measurement (where there is one) kept in `cache`
-    under `key` (machine, size, batch shape): a rerun or a resumed run of the same size on the same
-    machine reuses it, and so trains in the same precision. Returns {"precision", "why", and the
-    step times in seconds where measured}."""
-    cache = Path(cache)
+    under `precision_cache_key(batch_shape)`: measured once on this machine, on
+    `precision_timing_size(size_name)`, and reused by every size, every rerun and every resumed run,
+    which so train in the same precision. Returns {"precision", "why", and the measurement where
+    there is one}."""
+    cache, key = Path(cache), precision_cache_key(batch_shape)
     known = read_json(cache) if cache.exists() else {}
     timed = {}
 
     def measure():
         if key not in known:
-            fp32_s, bf16_s = time_cpu_precisions(model, batch, grad_clip)
-            known[key] = {"fp32_step_s": round(fp32_s, 4), "bf16_step_s": round(bf16_s, 4)}
+            known[key] = measure_cpu_precisions(precision_timing_size(size_name), batch_shape, grad_clip)
             atomic_write_json(cache, known)
         timed.update(known[key])
         return timed["fp32_step_s"], timed["bf16_step_s"]
@@ -431,14 +495,15 @@ def precision_for_run(requested: str, model, batch: torch.Tensor, cache: Path, k
     return {"precision": precision, "why": why, **timed}
 
 
-def precision_cache_key(size: str, batch: torch.Tensor) -> str:
-    """Which measurements are the same: this machine (host, CPU, threads, torch), this size, this batch."""
+def precision_cache_key(batch_shape: tuple[int, int]) -> str:
+    """Which measurements are the same: this machine (host, CPU, threads, torch) and this batch
+    shape (sequences, tokens), whatever the size."""
     import socket
 
     from .environment import cpu_model
 
     return (f"{socket.gethostname()} | {cpu_model()} | {torch.get_num_threads()} threads | torch {torch.__version__}"
-            f" | {size} | {tuple(batch.shape)}")
+            f" | every size | {tuple(batch_shape)}")
 
 
 def use_physical_cores() -> str:

@@ -84,20 +84,6 @@ def test_auto_precision_on_a_cpu_with_bf16_takes_the_measured_faster(monkeypatch
     assert training.choose_precision("bf16", measure=lambda: (1.0, 9.0))[0] == "bf16"  # an explicit choice wins
 
 
-def test_precision_measurement_is_cached_per_machine_and_size(monkeypatch, tmp_path):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: True)
-    calls = []
-    monkeypatch.setattr(training, "time_cpu_precisions", lambda *a, **k: calls.append(1) or (1.0, 0.5))
-    cache = tmp_path / "precision_cache.json"
-    first = training.precision_for_run("auto", None, None, cache, key="host | 15M")
-    again = training.precision_for_run("auto", None, None, cache, key="host | 15M")
-    other = training.precision_for_run("auto", None, None, cache, key="host | 37M")
-    assert first == again == other == {"precision": "bf16", "why": "bf16 (2.00x fp32, measured)",
-                                       "fp32_step_s": 1.0, "bf16_step_s": 0.5}
-    assert len(calls) == 2  # once per size
-
-
 def test_cpu_precision_timing_measures_both_and_leaves_the_model_alone():
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=2))
