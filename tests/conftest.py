@@ -62,7 +62,11 @@ def pytest_collection_finish(session):
     loadgroup, a check that xdist has put each group's name in its tests' ids ("...@browser"): if it
     has not (a pytest that xdist does not support), a module's server would start twice."""
     global SMOKE_NEEDED
-    SMOKE_NEEDED = any(_smoke_stage(item) for item in session.items)
+    # The browser tests read the smoke run, unless the playground is pointed at another run (the
+    # screenshot from trained models, tests/test_browser.py's PLAYGROUND_RUN_ENV).
+    playground_elsewhere = bool(os.environ.get("JUNGLEGPT_PLAYGROUND_RUN"))
+    SMOKE_NEEDED = any(_smoke_stage(item) for item in session.items
+                       if not (playground_elsewhere and item.path.name == "test_browser.py"))
     if getattr(session.config.option, "loadgroup", False) and os.environ.get("PYTEST_XDIST_WORKER"):
         ungrouped = [item.nodeid for item in session.items
                      if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]

@@ -14,6 +14,7 @@ JUNGLEGPT_REQUIRE_BROWSER=1 (CI), where that is a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -38,6 +39,11 @@ if CHROMIUM is None and os.environ.get("JUNGLEGPT_REQUIRE_BROWSER") == "1":
     raise RuntimeError("Chromium is missing: `apt-get install chromium` (.ci/run does it)")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt-get install chromium")
 PROMPT = "Mowgli sagte: « Wir sind vom selben Blut » — déjà"  # non-ASCII on purpose
+# The README's and notebook 05's screenshot is taken from trained models, not the smoke run's:
+# JUNGLEGPT_PLAYGROUND_RUN=OUT (a quick or full run's folder) runs the playground on OUT's models,
+# with the series' prompt (scripts/regenerate_executed_copies.sh does this).
+PLAYGROUND_RUN_ENV = "JUNGLEGPT_PLAYGROUND_RUN"
+SHOWCASE_PROMPT = "Deep in the jungle, Mowgli"
 
 
 def _free_port() -> int:
@@ -134,11 +140,23 @@ def cell_errors(page) -> list[str]:
         " return found; }")
 
 
-def test_the_playground_in_a_browser(browser, lab, smoke_run, tmp_path):
+def _playground_source(request) -> tuple[Path, str, str, str]:
+    """(run folder, profile, prompt, size) for the playground: the smoke run, or PLAYGROUND_RUN_ENV's run
+    (then the smoke run is neither needed nor built: tests/conftest.py)."""
+    if not os.environ.get(PLAYGROUND_RUN_ENV):
+        return request.getfixturevalue("smoke_run")[0].root, "smoke", PROMPT, "3M"
+    run = Path(os.environ[PLAYGROUND_RUN_ENV])
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    best = min(results["sizes"], key=lambda r: r["val_bpb"])["size"]
+    return run, results["profile"], SHOWCASE_PROMPT, best
+
+
+def test_the_playground_in_a_browser(browser, lab, request, tmp_path):
+    source, profile, prompt_text, size = _playground_source(request)
     out = tmp_path / "out"  # a copy: notebook 05 writes there, and other tests read the smoke run
     for folder in ("models", "tokenizer"):
-        linked_copy(smoke_run[0].root / folder, out / folder)
-    page, problems = open_notebook(browser, lab, "05_generate", {"out_dir": str(out), "profile": "smoke"})
+        linked_copy(source / folder, out / folder)
+    page, problems = open_notebook(browser, lab, "05_generate", {"out_dir": str(out), "profile": profile})
     generate = page.locator(".widget-button", has_text="Generate")
     generate.wait_for(timeout=180_000)
     wait_until_idle(page, 180)
@@ -148,14 +166,14 @@ def test_the_playground_in_a_browser(browser, lab, smoke_run, tmp_path):
     generate.scroll_into_view_if_needed()
     playground = page.locator(".jp-OutputArea-output", has=generate)
 
-    page.locator(".widget-dropdown select").first.select_option("3M")
+    page.locator(".widget-dropdown select").first.select_option(size)
     prompt = page.locator(".widget-textarea textarea").first
-    prompt.fill(PROMPT)
+    prompt.fill(prompt_text)
     generate.click()
     page.wait_for_function(  # the streamed text: the prompt, then more
         "([prompt]) => [...document.querySelectorAll('.widget-html pre')].some("
         "  p => p.textContent.startsWith(prompt) && p.textContent.length > prompt.length + 5)",
-        arg=[PROMPT], timeout=60_000)
+        arg=[prompt_text], timeout=60_000)
     page.wait_for_function("() => [...document.querySelectorAll('.widget-html')]"
                            ".some(h => h.textContent.includes('tokens/s'))", timeout=60_000)
     playground.screenshot(path=str(screenshots_dir(tmp_path) / "05_playground.png"))
