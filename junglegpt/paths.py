@@ -12,6 +12,18 @@ NOTEBOOKS_DIR = next((d for d in (REPO_ROOT / "notebooks", Path(__file__).resolv
                       if (d / "03_train.ipynb").exists()), REPO_ROOT / "notebooks")
 
 
+def run_name_problem(run_name) -> str | None:
+    """Why `run_name` cannot name a model folder inside OUT/models, in one line; None if it can."""
+    allowed = ('a run name is a folder inside OUT/models: a size ("15M") or a relative path of plain '
+               'names ("finetuned/gpt2", "more-data/15M"), with no "..", ".", empty part or leading "/"')
+    if not isinstance(run_name, str):
+        return f"run_name={run_name!r}: {allowed}"
+    parts = run_name.replace("\\", "/").split("/")
+    if any(part in ("", ".", "..") for part in parts) or Path(run_name).is_absolute():
+        return f"run_name={run_name!r}: {allowed}"
+    return None
+
+
 @dataclass(frozen=True)
 class OutputDirs:
     """The layout of a run's output folder (`out_dir`, the repository root by default)."""
@@ -54,8 +66,14 @@ class OutputDirs:
     def models(self) -> Path:
         return self.root / "models"
 
-    def model(self, size: str) -> Path:
-        return self.models / size
+    def model(self, run_name: str) -> Path:
+        """OUT/models/<run_name>: a size ("15M") or a folder under models ("finetuned/gpt2",
+        "more-data/15M"). Every model path goes through here, so a name that would lead out of
+        OUT/models (an absolute path, "..") is refused here, before anything is written."""
+        problem = run_name_problem(run_name)
+        if problem:
+            raise ValueError(problem)
+        return self.models / run_name
 
     @property
     def executed(self) -> Path:

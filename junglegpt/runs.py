@@ -61,10 +61,11 @@ def run_training(out: OutputDirs, run_name: str, **parameters) -> dict:
     The executed notebook is OUT/executed/03_train_<run_name with "/" as "_">.ipynb. Notebook 03
     skips a run that finished before with the same settings, and resumes one that was interrupted.
     """
+    model_dir = out.model(run_name)  # a name that leads out of OUT/models is refused before 03 starts
     label = f"03_train_{run_name.replace('/', '_')}"
     print(f"training {run_name}: notebook 03 with {parameters}; its executed copy: {out.executed / label}.ipynb")
     execute(out, "03_train", label, {"run_name": run_name, **parameters})
-    return read_json(out.model(run_name) / "metrics.json")
+    return read_json(model_dir / "metrics.json")
 
 
 def ensure_split_and_tokenizer(out: OutputDirs, profile: str, tokenizer: bool = True) -> None:
