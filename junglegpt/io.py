@@ -6,6 +6,8 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
+import numbers
 import os
 import shutil
 import tempfile
@@ -80,8 +82,30 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def finite_or_null(obj):
+    """`obj` with every NaN and infinity (Python's or NumPy's) replaced by None.
+
+    Python's json writes them as bare NaN and Infinity, which are not JSON: JavaScript, jq and
+    most readers outside Python refuse the whole file. null says "no number" in every one of them
+    (a time that was not measured, a loss that diverged), so readers check for None instead.
+    NumPy's other numbers become plain ones, which json cannot write either."""
+    if isinstance(obj, dict):
+        return {key: finite_or_null(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_or_null(value) for value in obj]
+    if isinstance(obj, bool | int | str) or obj is None:
+        return obj
+    if isinstance(obj, numbers.Integral):  # NumPy's integers
+        return int(obj)
+    if isinstance(obj, numbers.Real):  # float, NumPy's floats
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """Write `obj` as strict JSON: NaN and infinities become null (`finite_or_null`)."""
+    text = json.dumps(finite_or_null(obj), indent=2, ensure_ascii=False, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
 
 
 class DamagedFileError(ValueError):

@@ -67,3 +67,52 @@ def test_run_training_refuses_an_escaping_run_name_before_running_03(tmp_path, m
     monkeypatch.setattr(runs, "execute", lambda *a, **k: pytest.fail("03 ran with a run name outside OUT/models"))
     with pytest.raises(ValueError, match="run_name"):
         runs.run_training(OutputDirs(tmp_path), "../../escaped", profile="smoke")
+
+
+# 5. Strict JSON: non-finite numbers are written as null.
+
+def test_the_json_writer_writes_null_for_nan_and_infinity(tmp_path):
+    path = atomic_write_json(tmp_path / "results.json", {"a": float("nan"), "rows": [{"s": float("inf")}, 1.5],
+                                                         "t": (float("-inf"), 2)})
+    assert strict_json(path.read_text()) == {"a": None, "rows": [{"s": None}, 1.5], "t": [None, 2]}
+    update_json(path, {"b": float("nan")})
+    assert strict_json(path.read_text())["b"] is None
+
+
+def test_numpy_nan_is_written_as_null(tmp_path):
+    import numpy as np
+
+    path = atomic_write_json(tmp_path / "x.json", {"a": np.float64("nan"), "b": np.float32(1.5), "c": np.nan})
+    assert strict_json(path.read_text()) == {"a": None, "b": 1.5, "c": None}
+
+
+def committed_json_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "-z", "*.json"], cwd=REPO_ROOT, capture_output=True, check=True)
+    return [name for name in listed.stdout.decode().split("\0") if name]
+
+
+def test_every_committed_json_file_parses_strictly():
+    files = committed_json_files()
+    assert any(name.startswith("results/") for name in files)
+    bad = []
+    for name in files:
+        try:
+            strict_json((REPO_ROOT / name).read_text(encoding="utf-8"))
+        except ValueError as err:
+            bad.append(f"{name}: {err}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_smoke_runs_json_files_parse_strictly(smoke_run):
+    out, _ = smoke_run
+    files = [out.results_json, out.root / "generations.json", *sorted(out.models.glob("**/metrics.json")),
+             *sorted(out.executed.glob(".done/*.json")), out.executed / "run_summary.json"]
+    assert out.results_json.exists() and len(list(out.models.glob("*/metrics.json"))) == 8
+    for path in files:
+        if path.exists():
+            strict_json(path.read_text(encoding="utf-8"))
+
+
+def test_read_json_still_reads_files_written_before(tmp_path):
+    (tmp_path / "old.json").write_text('{"a": NaN}')
+    assert math.isnan(read_json(tmp_path / "old.json")["a"])
