@@ -125,6 +125,12 @@ def prepare(request: Request, tokenizer, context: int) -> Prepared:
                      "top-k, top-p and the seed do not matter.")
 
     ids = tokenizer.encode(request.prompt, verbose=False) if request.prompt else []
+    if tokenizer.eos_token_id in ids:
+        # Kept, not refused: it is the token every training text starts from, and a prompt may well
+        # mean "a new text starts here". But the text shown leaves special tokens out, so
+        # "Mowgli<|endoftext|>Baloo" would come back as "MowgliBaloo" without a word.
+        notes.append(f"The prompt holds {tokenizer.eos_token}, the marker between texts: the model reads what "
+                     "follows it as the start of a new text, and the text shown leaves the marker out.")
     if not ids:
         notes.append("The prompt is empty: the model starts from <|endoftext|>, the start of a text.")
         ids = [tokenizer.eos_token_id]

@@ -409,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get(DATA_DIR_ENV):  # the notebooks run in other folders: a relative path means ours
         os.environ[DATA_DIR_ENV] = os.path.abspath(os.environ[DATA_DIR_ENV])
 
+    if not args.profile.strip():  # as --out '' is refused: an empty value is a mistake, not "auto"
+        parser.error(f"--profile is empty: choose one of {', '.join(PROFILES)}, or leave --profile out (auto: full "
+                     "where a CUDA GPU is found, else quick)")
     if args.kaggle is not None:
         from . import kaggle
 

@@ -145,6 +145,11 @@ def steps_for_budget(budget_s: float, step_s: float, eval_s: float, n_evals: int
     return max(1, int((budget_s - n_evals * eval_s) / step_s))
 
 
+# Below this many tokens an evaluation's score is mostly chance: check_settings says so (the smoke
+# profile scores 1,024, the others more).
+MIN_EVALUATION_TOKENS = 1000
+
+
 def check_settings(s: dict) -> None:
     """Refuse impossible settings before any work starts, saying what would be valid."""
     problems = []
@@ -184,6 +189,13 @@ def check_settings(s: dict) -> None:
         problems.append(f"time_budget_s={s['time_budget_s']}: must be positive, or None for no limit")
     if problems:
         raise ValueError("invalid training settings:\n  " + "\n  ".join(problems))
+    few = [f"{key}={s[key]}" for key in ("val_tokens", "train_eval_tokens")
+           if s[key] is not None and s[key] < MIN_EVALUATION_TOKENS]
+    if few:  # allowed (a quick trial), but the model it saves must not pass for the best one unnoticed
+        print(f"note: {', '.join(few)}: evaluations score fewer than {MIN_EVALUATION_TOKENS:,} tokens. The model "
+              "saved is the step with the best validation score, and a score on so few tokens is mostly chance, so "
+              "that 'best' step is picked by luck (and train against validation compares noise). Use at least "
+              f"{MIN_EVALUATION_TOKENS:,}, or None: the whole validation text.")
 
 
 def learning_rate(step: int, settings: dict, decay_start: int | None = None) -> float:

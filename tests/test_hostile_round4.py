@@ -116,3 +116,32 @@ def test_the_smoke_runs_json_files_parse_strictly(smoke_run):
 def test_read_json_still_reads_files_written_before(tmp_path):
     (tmp_path / "old.json").write_text('{"a": NaN}')
     assert math.isnan(read_json(tmp_path / "old.json")["a"])
+
+
+# 6. Evaluations on a handful of tokens, an empty profile, a prompt holding <|endoftext|>.
+
+def test_a_few_evaluation_tokens_are_allowed_with_a_warning_that_says_why(capsys):
+    training.training_settings("1M", "smoke", val_tokens=1, train_eval_tokens=1)
+    said = capsys.readouterr().out
+    assert "val_tokens=1" in said and "train_eval_tokens=1" in said and "best" in said
+    training.training_settings("1M", "smoke")
+    training.training_settings("1M", "quick")
+    assert capsys.readouterr().out == ""
+
+
+def test_an_empty_profile_is_refused_like_an_empty_out(tmp_path):
+    result = run_all_cli("--profile", "", "--out", str(tmp_path / "out"), timeout=120)
+    assert result.returncode == 2
+    assert "--profile" in result.stderr and "empty" in result.stderr
+    assert not (tmp_path / "out" / "executed").exists()
+
+
+def test_a_prompt_holding_end_of_text_gets_a_note(tmp_path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(small_tokenizer(tmp_path / "tokenizer"))
+    prepared = prepare(Request(prompt="Mowgli<|endoftext|>Baloo", max_new_tokens=5), tokenizer, 64)
+    assert tokenizer.eos_token_id in prepared.input_ids[0].tolist()
+    assert any("<|endoftext|>" in note for note in prepared.notes)
+    plain = prepare(Request(prompt="Mowgli and Baloo", max_new_tokens=5), tokenizer, 64)
+    assert not any("<|endoftext|>" in note for note in plain.notes)
