@@ -13,37 +13,73 @@ the very same step: both sides adapt in lockstep.
 Both sides must compute bit-identical probabilities, so both run on the CPU, in fp32, with one
 thread, token by token with the same key-value cache. The header holds the model's hash, the
 text's length and a CRC-32: a file made with another model is refused, and a damaged or cut
-file is refused, never decoded into garbage. Decompressing needs the same model and the same
-torch build (a different BLAS may round differently).
+file is refused, never decoded into garbage. Every header field is checked before decoding (a
+damaged token count would otherwise decode for days before the CRC could say so). Decompressing
+needs the same model and the same torch build (a different BLAS may round differently).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import hashlib
+import math
 import struct
 import sys
 import time
 import warnings
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from . import dynamic
 from .io import atomic_write_bytes
 
-MAGIC = b"JGPTZ\x01"
-HEADER = struct.Struct("<6sBB32sQQIdHH")  # magic, dynamic?, latin-1?, model sha256, bytes, tokens, crc, lr, chunk, ctx
+FORMAT_VERSION = 1
+MAGIC = b"JGPTZ" + bytes([FORMAT_VERSION])
+HEADER = struct.Struct("<6sBB32sQQIdHH")  # the fields of Header, in order
+
+
+class Header(NamedTuple):
+    magic: bytes
+    dynamic: int  # 1 if the model learned while coding (lr > 0)
+    latin1: int  # 0: the bytes were read as UTF-8; 1: as latin-1 (any bytes, one character each)
+    model_sha256: bytes  # model_hash of the model folder
+    n_bytes: int
+    n_tokens: int
+    crc: int  # CRC-32 of the original bytes
+    lr: float
+    chunk: int
+    context: int
+
+
 PRECISION = 16  # probabilities are rounded to counts out of 2**16, each at least 1
 STATE_BITS = 32
 FULL, HALF, QUARTER = 1 << STATE_BITS, 1 << (STATE_BITS - 1), 1 << (STATE_BITS - 2)
 MASK = FULL - 1
+# Learning while coding: SGD steps of gradient norm at most 1 (dynamic.GRAD_CLIP). Notebook 04 picks
+# from 0.003 to 0.1; far above 1 the model soon predicts NaN.
+MAX_DYNAMIC_LR = 1.0
 
 
-class CompressedFileError(ValueError):
+class CompressError(ValueError):
+    """Something the compressor cannot use (a learning rate, a model folder, an input), with a
+    message that names it and says what to do."""
+
+
+class CompressedFileError(CompressError):
     """A compressed file that cannot be decompressed here, with a message that says why."""
+
+
+def learning_rate_problem(lr: float) -> str | None:
+    """Why `lr` cannot be the rate of learning while coding, or None."""
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 <= lr <= MAX_DYNAMIC_LR):
+        return (f"choose a number from 0 (static: no learning) to {MAX_DYNAMIC_LR:g} "
+                "(notebook 04 picks one of 0.003 to 0.1)")
+    return None
 
 
 def model_hash(folder: Path) -> bytes:
@@ -99,6 +135,9 @@ class Encoder:
 class Decoder:
     def __init__(self, data: bytes):
         self.data, self.position = data, 0
+        # The decoder shifts exactly as often as the encoder did (which wrote one bit per shift, and
+        # one more), and reads STATE_BITS ahead: reading further means the payload ended too soon.
+        self.last_bit = 8 * len(data) + STATE_BITS
         self.low, self.high, self.code = 0, MASK, 0
         for _ in range(STATE_BITS):
             self.code = (self.code << 1) | self._bit()
@@ -106,11 +145,12 @@ class Decoder:
     def _bit(self) -> int:
         byte, offset = divmod(self.position, 8)
         self.position += 1
+        if self.position > self.last_bit:
+            raise CompressedFileError("the file is damaged or cut short: its payload ends before its tokens do, "
+                                      "so nothing was written")
         return (self.data[byte] >> (7 - offset)) & 1 if byte < len(self.data) else 0
 
     def decode(self, cum: list[int]) -> int:
-        import bisect
-
         total, span = cum[-1], self.high - self.low + 1
         value = ((self.code - self.low + 1) * total - 1) // span
         symbol = bisect.bisect_right(cum, value) - 1
@@ -166,7 +206,7 @@ def _as_text(data: bytes, tokenizer) -> tuple[str, int]:
     for latin1, text in enumerate((_utf8(data), data.decode("latin-1"))):
         if text is not None and tokenizer.decode(tokenizer.encode(text, verbose=False)) == text:
             return text, latin1
-    raise CompressedFileError("the tokenizer cannot represent this input exactly; it cannot be compressed with it")
+    raise CompressError("the tokenizer cannot represent this input exactly; it cannot be compressed with it")
 
 
 def _utf8(data: bytes) -> str | None:
@@ -176,10 +216,59 @@ def _utf8(data: bytes) -> str | None:
         return None
 
 
+class _TokenBounds:
+    """What a genuine file's token count and byte length can be, for this model and tokenizer.
+
+    - Tokens per byte: a byte-level tokenizer gives every token at least one byte of the text's
+      UTF-8 form, which is the file's bytes (UTF-8) or at most twice as many (latin-1: a byte
+      from 0x80 up is two bytes in UTF-8), plus any tokens it adds to every text.
+    - Bytes per token: at most the longest token's text (a lone byte decodes to U+FFFD, three).
+    - Tokens per payload bit: every other token of the vocabulary has a count of at least 1 out of
+      at most 2**16, so even the likeliest token costs -log2(1 - (V - 1) / 2**16) bits, less the
+      integer rounding (the interval is at least 2**30 wide, so at most a factor 1 + 2**-14); and
+      the encoder writes at least as many bits as the tokens cost, less 2. (A very likely token
+      costs far under a bit, so this bound is loose: the byte length is what holds the count.)"""
+
+    def __init__(self, model, tokenizer):
+        self.added = len(tokenizer.encode("", verbose=False))
+        self.max_token_bytes = max(len(tokenizer.decode([i]).encode("utf-8")) for i in range(len(tokenizer)))
+        vocabulary = model.config.vocab_size
+        self.min_bits_per_token = -math.log2(1 - (vocabulary - 1) / (1 << PRECISION)) - math.log2(1 + 2**-14)
+
+    def max_tokens_for_bytes(self, n_bytes: int, latin1: int) -> int:
+        return (2 if latin1 else 1) * n_bytes + self.added
+
+    def max_tokens_for_payload(self, payload_bytes: int) -> float:
+        if self.min_bits_per_token <= 0:
+            return math.inf
+        return (8 * payload_bytes + STATE_BITS) / self.min_bits_per_token
+
+    def problem(self, header: Header, payload_bytes: int) -> str | None:
+        n_tokens, n_bytes = header.n_tokens, header.n_bytes
+        if n_tokens > self.max_tokens_for_payload(payload_bytes):
+            return (f"the token count ({n_tokens:,}) is more than its {payload_bytes:,}-byte payload can hold "
+                    f"(at most {int(self.max_tokens_for_payload(payload_bytes)):,})")
+        if n_bytes > n_tokens * self.max_token_bytes:
+            return (f"the byte length ({n_bytes:,}) is more than its token count ({n_tokens:,}) can spell "
+                    f"(at most {self.max_token_bytes} bytes a token)")
+        if n_tokens > self.max_tokens_for_bytes(n_bytes, header.latin1):
+            return (f"the token count ({n_tokens:,}) is more than its byte length ({n_bytes:,}) allows "
+                    f"(at most {self.max_tokens_for_bytes(n_bytes, header.latin1):,})")
+        return None
+
+
 def compress(data: bytes, folder: Path, lr: float = 0.0) -> bytes:
+    problem = learning_rate_problem(lr)
+    if problem:
+        raise CompressError(f"learning rate {lr!r}: {problem}")
     model, tokenizer = load(folder)
     text, latin1 = _as_text(data, tokenizer)
     ids = tokenizer.encode(text, verbose=False)
+    header = Header(MAGIC, int(lr > 0), latin1, model_hash(folder), len(data), len(ids), zlib.crc32(data),
+                    float(lr), dynamic.CHUNK, dynamic.CONTEXT)
+    if len(ids) > _TokenBounds(model, tokenizer).max_tokens_for_bytes(len(data), latin1):
+        raise CompressError(f"this tokenizer gives {len(ids):,} tokens for {len(data):,} bytes, more than the "
+                            "decompressor accepts: the compressor needs a byte-level tokenizer like notebook 02's")
     encoder = Encoder()
 
     def code(cum, position):
@@ -188,27 +277,55 @@ def compress(data: bytes, folder: Path, lr: float = 0.0) -> bytes:
 
     with _one_thread():
         _code(model, tokenizer.eos_token_id, len(ids), lr, code)
-    header = HEADER.pack(MAGIC, int(lr > 0), latin1, model_hash(folder), len(data), len(ids), zlib.crc32(data),
-                         float(lr), dynamic.CHUNK, dynamic.CONTEXT)
-    return header + encoder.finish()
+    return HEADER.pack(*header) + encoder.finish()
+
+
+def read_header(blob: bytes) -> Header:
+    """The header of a compressed file, every field checked that can be without the model."""
+    if len(blob) < HEADER.size or not blob.startswith(MAGIC[:5]):
+        raise CompressedFileError("not a file made by python -m junglegpt.compress (or it is cut short)")
+    header = Header(*HEADER.unpack_from(blob))
+    if header.magic != MAGIC:
+        raise CompressedFileError(f"made by version {header.magic[5]} of the junglegpt.compress format; this one "
+                                  f"reads version {FORMAT_VERSION}: decompress it with the junglegpt that made it")
+    for name, ours in (("chunk", dynamic.CHUNK), ("context", dynamic.CONTEXT)):
+        if getattr(header, name) != ours:
+            raise CompressedFileError(f"its header gives a {name} of {getattr(header, name)} tokens, where this "
+                                      f"version uses {ours}: made by another version of junglegpt.compress, or "
+                                      "damaged")
+    damaged = "its header is damaged (nothing was decoded or written): "
+    if header.dynamic not in (0, 1):
+        raise CompressedFileError(f"{damaged}the dynamic flag is {header.dynamic} (0 or 1 expected)")
+    if header.latin1 not in (0, 1):
+        raise CompressedFileError(f"{damaged}the text encoding flag is {header.latin1} "
+                                  "(0: UTF-8 or 1: latin-1 expected)")
+    if learning_rate_problem(header.lr):
+        raise CompressedFileError(f"{damaged}the learning rate is {header.lr!r}, not a number from 0 to "
+                                  f"{MAX_DYNAMIC_LR:g}")
+    if header.dynamic != int(header.lr > 0):
+        raise CompressedFileError(f"{damaged}the dynamic flag ({header.dynamic}) disagrees with the learning "
+                                  f"rate ({header.lr!r})")
+    return header
 
 
 def decompress(blob: bytes, folder: Path) -> bytes:
-    if len(blob) < HEADER.size or not blob.startswith(MAGIC[:5]):
-        raise CompressedFileError("not a file made by python -m junglegpt.compress (or it is cut short)")
-    magic, _, latin1, digest, n_bytes, n_tokens, crc, lr, chunk, context = HEADER.unpack_from(blob)
-    if magic != MAGIC or (chunk, context) != (dynamic.CHUNK, dynamic.CONTEXT):
-        raise CompressedFileError("made by another version of junglegpt.compress; decompress it with that version")
-    if digest != model_hash(folder):
-        raise CompressedFileError(f"this file was compressed with another model (hash {digest.hex()[:12]}), not "
-                                  f"{folder} (hash {model_hash(folder).hex()[:12]}): give that model with --model")
+    header = read_header(blob)
+    if header.model_sha256 != model_hash(folder):
+        raise CompressedFileError(f"this file was compressed with another model (hash "
+                                  f"{header.model_sha256.hex()[:12]}), not {folder} (hash "
+                                  f"{model_hash(folder).hex()[:12]}): give that model with --model")
     model, tokenizer = load(folder)
-    decoder = Decoder(blob[HEADER.size :])
+    payload = blob[HEADER.size :]
+    problem = _TokenBounds(model, tokenizer).problem(header, len(payload))
+    if problem:
+        raise CompressedFileError(f"its header is damaged (nothing was decoded or written): {problem}")
+    decoder = Decoder(payload)
     with _one_thread():
-        ids = _code(model, tokenizer.eos_token_id, n_tokens, lr, lambda cum, position: decoder.decode(cum))
+        ids = _code(model, tokenizer.eos_token_id, header.n_tokens, header.lr,
+                    lambda cum, position: decoder.decode(cum))
     text = tokenizer.decode(ids)
-    data = text.encode("latin-1" if latin1 else "utf-8", errors="replace")
-    if len(data) != n_bytes or zlib.crc32(data) != crc:
+    data = text.encode("latin-1" if header.latin1 else "utf-8", errors="replace")
+    if len(data) != header.n_bytes or zlib.crc32(data) != header.crc:
         raise CompressedFileError("the file is damaged or cut short: what it decodes to fails its checksum, so "
                                   "nothing was written")
     return data
@@ -236,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         data = args.input.read_bytes()
         result = (compress(data, args.model, args.dynamic_lr) if args.action == "compress"
                   else decompress(data, args.model))
-    except CompressedFileError as err:
+    except CompressError as err:
         print(f"error: {args.input}: {err}", file=sys.stderr)
         return 1
     atomic_write_bytes(args.output, result)

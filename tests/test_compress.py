@@ -121,6 +121,16 @@ def test_a_damaged_file_is_refused_and_nothing_is_written(model_dir, val_text, t
     assert not unpacked.exists()
 
 
+def test_a_damaged_token_count_is_refused_before_decoding(model_dir, val_text, monkeypatch):
+    """With 2**40 tokens in its header, a file decoded with no output for as long as one waited."""
+    blob = compress.compress(val_text[:400].encode(), model_dir)
+    header = compress.Header(*compress.HEADER.unpack_from(blob))
+    damaged = compress.HEADER.pack(*header._replace(n_tokens=2**40)) + blob[compress.HEADER.size :]
+    monkeypatch.setattr(compress, "_code", lambda *args, **kwargs: pytest.fail("decoding started"))
+    with pytest.raises(CompressedFileError, match="token count"):
+        compress.decompress(damaged, model_dir)
+
+
 def test_the_command_line_round_trips_a_file(model_dir, val_text, tmp_path, capsys):
     original = tmp_path / "val.txt"
     original.write_bytes(val_text[:600].encode())
