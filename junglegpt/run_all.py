@@ -100,6 +100,10 @@ def stale_reason(out: OutputDirs, job: Job) -> str | None:
     changed = [name for name in {**old, **now["inputs"]} if old.get(name) != now["inputs"].get(name)]
     if changed:
         return f"{', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} changed since it ran"
+    if job.notebook == "02_tokenizer":  # finished: its tokenizer loads (as a finished size: its model loads)
+        from .runs import tokenizer_problem
+
+        return tokenizer_problem(out.tokenizer)
     return None
 
 

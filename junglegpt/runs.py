@@ -10,6 +10,8 @@ and 04, 05 and 08 run 03 (`ensure_trained`).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from pathlib import Path
 
@@ -75,13 +77,53 @@ def ensure_split_and_tokenizer(out: OutputDirs, profile: str, tokenizer: bool = 
     and 02 headlessly, as run_all.sh would (their executed copies go to OUT/executed/). Nothing
     happens where they are there already.
     """
-    needed = [("01_data_exploration", out.train_txt.exists() and out.val_txt.exists())]
-    if tokenizer:
-        needed.append(("02_tokenizer", (out.tokenizer / "tokenizer.json").exists()))
-    for name, present in needed:
-        if not present:
-            print(f"{name} has not run in {out.root}: running it now (under a minute), as run_all.sh would")
-            execute(out, name, name, {"profile": profile})
+    never_ran = "has not run in {root}: running it now (under a minute), as run_all.sh would"
+    needed = {}  # notebook: why it runs
+    if not (out.train_txt.exists() and out.val_txt.exists()):
+        needed["01_data_exploration"] = never_ran
+    if tokenizer and not (out.tokenizer / "tokenizer.json").exists():
+        needed["02_tokenizer"] = never_ran
+    elif tokenizer and (problem := tokenizer_problem(out.tokenizer)):
+        # a tokenizer.json cut short is there, but no better than none: 02 makes it again
+        needed["02_tokenizer"] = f"runs again (under a minute), since {problem}"
+    for name, why in needed.items():
+        print(f"{name} {why.format(root=out.root)}")
+        execute(out, name, name, {"profile": profile})
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """transformers' loading reports and warnings silenced: the caller says what went wrong in one line."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def tokenizer_problem(folder: Path) -> str | None:
+    """Why the tokenizer notebook 02 saved in `folder` cannot be used, in words naming the folder; None
+    if it loads. A tokenizer.json cut short (a full disk, an interrupted copy) fails with a bare
+    JSONDecodeError that names no file: that is not a finished notebook 02."""
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    if not (folder / "tokenizer.json").exists():
+        return f"{folder} holds no tokenizer (no tokenizer.json)"
+    try:
+        with _quiet_transformers():
+            AutoTokenizer.from_pretrained(folder)
+    except Exception as err:  # any damage: a truncated or edited file, a missing one
+        return f"the tokenizer in {folder} cannot be loaded ({type(err).__name__}: {_first_line(err)})"
+    return None
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0][:160]
 
 
 def model_problem(folder: Path) -> str | None:
@@ -89,25 +131,17 @@ def model_problem(folder: Path) -> str | None:
     present with the shape its config.json says, and its tokenizer. A model folder that exists but
     does not load (a file cut short by a full disk or an interrupted copy, a weight file from
     another size, a tokenizer file deleted) is not a finished model."""
-    import contextlib
-    import io
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     folder = Path(folder)
     if not (folder / "config.json").exists():
         return f"{folder} holds no model (no config.json)"
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the loading report would print a table; we say it in one line
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with _quiet_transformers():  # the loading report would print a table; we say it in one line
             _, info = AutoModelForCausalLM.from_pretrained(folder, output_loading_info=True)
             AutoTokenizer.from_pretrained(folder)
     except Exception as err:  # any damage: a truncated file, wrong shapes, a missing file
-        return f"{folder} cannot be loaded ({type(err).__name__}: {str(err).strip().splitlines()[0][:160]})"
-    finally:
-        hf_logging.set_verbosity(verbosity)
+        return f"{folder} cannot be loaded ({type(err).__name__}: {_first_line(err)})"
     wrong = sorted(info["missing_keys"]) + sorted(info["unexpected_keys"]) + sorted(info["mismatched_keys"])
     if wrong:
         return f"{folder} does not match its config.json ({len(wrong)} weights missing or extra, e.g. {wrong[0]})"

@@ -145,3 +145,53 @@ def test_a_prompt_holding_end_of_text_gets_a_note(tmp_path):
     assert any("<|endoftext|>" in note for note in prepared.notes)
     plain = prepare(Request(prompt="Mowgli and Baloo", max_new_tokens=5), tokenizer, 64)
     assert not any("<|endoftext|>" in note for note in plain.notes)
+
+
+# 8. A tokenizer that does not load is not a finished notebook 02.
+
+def _out_with_split(root: Path) -> OutputDirs:
+    out = OutputDirs(root)
+    out.make()
+    out.train_txt.write_text("Mowgli and Baloo ran. " * 50)
+    out.val_txt.write_text("Bagheera watched. " * 20)
+    small_tokenizer(out.tokenizer)
+    return out
+
+
+def _truncate(path: Path) -> None:
+    text = path.read_text()
+    path.unlink()  # a new file: never write through a hard link
+    path.write_text(text[: len(text) // 2])
+
+
+def test_a_finished_02_whose_tokenizer_is_cut_short_runs_again_and_says_why(tmp_path):
+    out = _out_with_split(tmp_path / "out")
+    job = next(j for j in run_all.plan(out, "smoke", ["1M"]) if j.notebook == "02_tokenizer")
+    job.executed.parent.mkdir(parents=True, exist_ok=True)
+    job.executed.write_text("{}")
+    atomic_write_json(run_all._done_marker(out, job.label), run_all._marker_content(job, out))
+    assert run_all.stale_reason(out, job) is None
+    _truncate(out.tokenizer / "tokenizer.json")
+    why = run_all.stale_reason(out, job)
+    assert why and "tokenizer" in why and "load" in why
+
+
+def test_03_reruns_02_when_the_tokenizer_does_not_load_naming_the_file(tmp_path, monkeypatch, capsys):
+    out = _out_with_split(tmp_path / "out")
+    ran = []
+    monkeypatch.setattr(runs, "execute", lambda out, name, label, parameters: ran.append(name))
+    runs.ensure_split_and_tokenizer(out, "smoke")
+    assert ran == []
+    _truncate(out.tokenizer / "tokenizer.json")
+    runs.ensure_split_and_tokenizer(out, "smoke")
+    assert ran == ["02_tokenizer"]
+    assert str(out.tokenizer) in capsys.readouterr().out
+
+
+def test_tokenizer_problem_names_the_folder(tmp_path):
+    folder = small_tokenizer(tmp_path / "tokenizer")
+    assert runs.tokenizer_problem(folder) is None
+    _truncate(folder / "tokenizer.json")
+    problem = runs.tokenizer_problem(folder)
+    assert problem and str(folder) in problem
+    assert str(tmp_path / "none") in runs.tokenizer_problem(tmp_path / "none")
