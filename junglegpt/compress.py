@@ -16,6 +16,9 @@ text's length and a CRC-32: a file made with another model is refused, and a dam
 file is refused, never decoded into garbage. Every header field is checked before decoding (a
 damaged token count would otherwise decode for days before the CRC could say so). Decompressing
 needs the same model and the same torch build (a different BLAS may round differently).
+
+The command never overwrites its input, nor an existing file unless --force, and checks the
+output path before the work.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import bisect
 import contextlib
 import hashlib
 import math
+import os
 import struct
 import sys
 import time
@@ -82,6 +86,20 @@ def learning_rate_problem(lr: float) -> str | None:
     return None
 
 
+def model_folder_problem(folder: Path) -> str | None:
+    """Why `folder` is not a model the compressor can use, judged by its files alone, or None."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        return f"{folder}: no trained model there (give OUT/models/<size>, or run notebook 03)"
+    if not (folder / "model.safetensors").is_file():
+        return (f"{folder}: no model.safetensors there (its training did not finish, or the weights were "
+                "not copied): give a complete OUT/models/<size>, or run notebook 03 for that size")
+    if not (folder / "tokenizer.json").is_file():
+        return (f"{folder}: no tokenizer.json there: copy in the tokenizer the model was trained with "
+                "(OUT/tokenizer/tokenizer.json; notebook 03 saves it beside the weights)")
+    return None
+
+
 def model_hash(folder: Path) -> bytes:
     """SHA-256 of what decides the probabilities: the weights, the config and the tokenizer."""
     digest = hashlib.sha256()
@@ -94,12 +112,18 @@ def model_hash(folder: Path) -> bytes:
 def load(folder: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    problem = model_folder_problem(folder)
+    if problem:
+        raise CompressError(problem)
     model = AutoModelForCausalLM.from_pretrained(folder).float().eval()
     return model, AutoTokenizer.from_pretrained(folder)
 
 
 def counts(logits: torch.Tensor) -> list[int]:
     """Cumulative integer frequencies (length vocabulary + 1) from one position's logits."""
+    if not torch.isfinite(logits).all():  # NaN would be coded as garbage counts, found only at the end
+        raise CompressError("the model's predictions are not a number (NaN or infinite): with --dynamic-lr, "
+                            "choose a smaller rate; without it, the model is damaged (train it again)")
     probs = torch.softmax(logits.double(), dim=-1)
     freq = (probs * ((1 << PRECISION) - len(probs))).floor().long() + 1
     return [0, *torch.cumsum(freq, 0).tolist()]
@@ -310,6 +334,9 @@ def read_header(blob: bytes) -> Header:
 
 def decompress(blob: bytes, folder: Path) -> bytes:
     header = read_header(blob)
+    problem = model_folder_problem(folder)
+    if problem:
+        raise CompressError(problem)
     if header.model_sha256 != model_hash(folder):
         raise CompressedFileError(f"this file was compressed with another model (hash "
                                   f"{header.model_sha256.hex()[:12]}), not {folder} (hash "
@@ -331,32 +358,90 @@ def decompress(blob: bytes, folder: Path) -> bytes:
     return data
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (argparse prints its usage first): the line names the problem."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _learning_rate_argument(text: str) -> float:
+    try:
+        lr = float(text)
+    except ValueError:
+        lr = math.nan
+    problem = learning_rate_problem(lr)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate it can use: {problem}")
+    return lr
+
+
+def input_problem(path: Path) -> str | None:
+    if path.is_dir():
+        return f"{path} is a folder, not a file: give the file itself"
+    if not path.is_file():
+        return f"{path}: no such file"
+    return None
+
+
+def output_problem(source: Path, output: Path, force: bool, action: str = "compress") -> str | None:
+    """Why the result cannot be written to `output`, checked before the work; None if it can."""
+    if output.exists() and os.path.samefile(source, output):  # however it is spelled: a link, "a/../b"
+        same = "" if output == source else f" ({source})"
+        return f"{output} is the input file{same}: the input is never overwritten; give another output file"
+    if output.is_dir():
+        name = source.name + ".jgz" if action == "compress" else source.stem + ".txt"
+        return f"{output} is a folder: give the output a file name, e.g. {output / name}"
+    if (output.exists() or output.is_symlink()) and not force:
+        return f"{output} already exists: add --force to replace it, or give another output file"
+    folder = next(p for p in (output.parent, *output.parent.parents) if p.exists() or p == p.parent)
+    if not folder.is_dir():
+        return f"{output} cannot be written: {folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{output} cannot be written: no permission to write in {folder}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m junglegpt.compress", description=__doc__.split("\n")[0])
+    parser = _OneLineParser(prog="python -m junglegpt.compress", description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=("compress", "decompress"))
     parser.add_argument("--model", required=True, type=Path, help="a trained model's folder, e.g. OUT/models/1M")
-    parser.add_argument("--dynamic-lr", type=float, default=0.0,
-                        help="compress: learn from each chunk after coding it, with SGD at this rate (0: static)")
+    parser.add_argument("--dynamic-lr", type=_learning_rate_argument, default=0.0,
+                        help=f"compress: learn from each chunk after coding it, with SGD at this rate, from 0 "
+                             f"(static, the default) to {MAX_DYNAMIC_LR:g}")
+    parser.add_argument("--force", action="store_true", help="replace the output file if it exists")
     parser.add_argument("input", type=Path)
     parser.add_argument("output", type=Path)
     args = parser.parse_args(argv)
+    for check in (lambda: model_folder_problem(args.model), lambda: input_problem(args.input),
+                  lambda: output_problem(args.input, args.output, args.force, args.action)):
+        problem = check()  # in turn: the output is compared with an input that exists
+        if problem:
+            parser.error(problem)
     from transformers.utils import logging as hf_logging
+
+    from .runs import model_problem
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    if not (args.model / "config.json").exists():
-        parser.error(f"--model {args.model}: no trained model there (run notebook 03, or give OUT/models/<size>)")
-    if not args.input.is_file():
-        parser.error(f"{args.input}: no such file")
+    problem = model_problem(args.model)
+    if problem:
+        parser.error(f"{problem}: train it again (notebook 03 for that size, or ./run_all.sh --sizes <size>)")
     started = time.perf_counter()
     try:
         data = args.input.read_bytes()
         result = (compress(data, args.model, args.dynamic_lr) if args.action == "compress"
                   else decompress(data, args.model))
+        atomic_write_bytes(args.output, result)
     except CompressError as err:
         print(f"error: {args.input}: {err}", file=sys.stderr)
         return 1
-    atomic_write_bytes(args.output, result)
+    except OSError as err:  # unreadable input, a full disk (io.DiskFullError says so), ...
+        print(f"error: {err.strerror or err}: {err.filename or args.output}; nothing was written", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: nothing was written to {args.output}", file=sys.stderr)
+        return 130
     seconds = time.perf_counter() - started
     original = len(result) if args.action == "decompress" else len(data)
     packed = len(data) if args.action == "decompress" else len(result)

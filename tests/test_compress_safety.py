@@ -1,5 +1,7 @@
-"""The compressor refuses what would never end (issue 33): a damaged header field is named before
-any decoding. These use a tiny random GPT-2 (a second to build), not the smoke run."""
+"""The compressor's command line refuses what would lose data or never end (issue 33): its own input
+or an existing file as the output, an output path it cannot write, a damaged header field, a learning
+rate it cannot use, a model folder it cannot load. Each refusal is one line, before any work, and
+nothing is written. These use a tiny random GPT-2 (a second to build), not the smoke run."""
 
 from __future__ import annotations
 
@@ -46,6 +48,147 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def packed_text(tiny_model):
     return compress.compress(TEXT.encode(), tiny_model)
+
+
+def _run(argv, capsys) -> tuple[int, str]:
+    """main()'s exit status and its stderr, which must be one line without a traceback."""
+    try:
+        status = compress.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return status, err
+
+
+def _refused(argv, capsys, status: int = 2) -> str:
+    got, err = _run(argv, capsys)
+    assert got == status, err
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+# Outputs ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["compress", "decompress"])
+@pytest.mark.parametrize("spelling", ["same path", "another spelling", "a link to it"])
+@pytest.mark.parametrize("force", [False, True])
+def test_the_output_may_not_be_the_input_however_spelled_even_with_force(tiny_model, packed_text, tmp_path, capsys,
+                                                                         action, spelling, force):
+    source = tmp_path / "book.txt"
+    content = TEXT.encode() if action == "compress" else packed_text
+    source.write_bytes(content)
+    (tmp_path / "sub").mkdir()
+    output = {"same path": source, "another spelling": tmp_path / "sub" / ".." / "book.txt",
+              "a link to it": tmp_path / "link.txt"}[spelling]
+    if spelling == "a link to it":
+        output.symlink_to(source)
+    err = _refused([action, "--model", tiny_model, source, output, *(["--force"] if force else [])], capsys)
+    assert "is the input" in err
+    assert source.read_bytes() == content
+    expected = ["book.txt", "sub", *(["link.txt"] if spelling == "a link to it" else [])]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(expected)
+
+
+@pytest.mark.parametrize("action", ["compress", "decompress"])
+def test_an_existing_output_is_kept_unless_force(tiny_model, packed_text, tmp_path, capsys, action):
+    source = tmp_path / "in"
+    source.write_bytes(TEXT.encode() if action == "compress" else packed_text)
+    output = tmp_path / "out"
+    output.write_bytes(b"precious")
+    err = _refused([action, "--model", tiny_model, source, output], capsys)
+    assert "already exists" in err and "--force" in err
+    assert output.read_bytes() == b"precious"
+    assert _run([action, "--model", tiny_model, "--force", source, output], capsys)[0] == 0
+    assert output.read_bytes() == (packed_text if action == "compress" else TEXT.encode())
+
+
+@pytest.mark.parametrize("where, expected", [
+    ("a folder", "is a folder"),
+    ("under a file", "is a file, not a folder"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(tiny_model, tmp_path, capsys, monkeypatch,
+                                                                     where, expected):
+    source = tmp_path / "book.txt"
+    source.write_bytes(TEXT.encode())
+    (tmp_path / "folder").mkdir()
+    output = tmp_path / "folder" if where == "a folder" else tmp_path / "book.txt" / "deeper" / "out.jgz"
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the work started before the output path was checked")
+
+    monkeypatch.setattr(compress, "compress", no_work)
+    err = _refused(["compress", "--model", tiny_model, "--force", source, output], capsys)
+    assert expected in err
+    assert source.read_bytes() == TEXT.encode()
+
+
+def test_a_missing_parent_folder_is_made(tiny_model, tmp_path, capsys):
+    source = tmp_path / "book.txt"
+    source.write_bytes(TEXT.encode())
+    assert _run(["compress", "--model", tiny_model, source, tmp_path / "new" / "deeper" / "book.jgz"], capsys)[0] == 0
+    assert compress.decompress((tmp_path / "new" / "deeper" / "book.jgz").read_bytes(), tiny_model) == TEXT.encode()
+
+
+def test_an_input_that_is_a_folder_is_named(tiny_model, tmp_path, capsys):
+    assert "is a folder" in _refused(["compress", "--model", tiny_model, tmp_path, tmp_path / "o"], capsys)
+
+
+# The learning rate ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["-1", "inf", "1e6", "nan", "fast", "-0.001"])
+def test_an_unusable_learning_rate_is_one_line_naming_the_range(tiny_model, tmp_path, capsys, value):
+    source = tmp_path / "book.txt"
+    source.write_bytes(TEXT.encode())
+    err = _refused(["compress", "--model", tiny_model, "--dynamic-lr", value, source, tmp_path / "o"], capsys)
+    assert "--dynamic-lr" in err and f"{value!r}" in err and f"{compress.MAX_DYNAMIC_LR:g}" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("lr", [math.nan, math.inf, -1.0, 1e6])
+def test_the_python_function_refuses_the_same_rates(tiny_model, lr):
+    with pytest.raises(CompressError, match="learning rate"):
+        compress.compress(b"Kaa", tiny_model, lr=lr)
+
+
+def test_predictions_that_are_not_numbers_are_named_not_coded():
+    with pytest.raises(CompressError, match="not a number"):
+        compress.counts(torch.tensor([0.0, math.nan, 1.0]))
+
+
+# The model folder -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["compress", "decompress"])
+@pytest.mark.parametrize("keep, expected", [
+    (["config.json"], "no model.safetensors"),
+    (["config.json", "model.safetensors"], "no tokenizer.json"),
+    (["config.json", "tokenizer.json", "tokenizer_config.json"], "no model.safetensors"),
+    ([], "no trained model there"),
+])
+def test_an_incomplete_model_folder_is_named(tiny_model, packed_text, tmp_path, capsys, action, keep, expected):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in keep:
+        (folder / name).write_bytes((tiny_model / name).read_bytes())
+    source = tmp_path / "in"
+    source.write_bytes(TEXT.encode() if action == "compress" else packed_text)
+    err = _refused([action, "--model", folder, source, tmp_path / "out"], capsys)
+    assert expected in err and "compressed with another model" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_model_file_is_named(tiny_model, tmp_path, capsys):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for path in tiny_model.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "model.safetensors").write_bytes((tiny_model / "model.safetensors").read_bytes()[:500])
+    source = tmp_path / "in"
+    source.write_bytes(TEXT.encode())
+    assert "cannot be loaded" in _refused(["compress", "--model", folder, source, tmp_path / "out"], capsys)
 
 
 # Damaged headers ----------------------------------------------------------------------------------
@@ -112,9 +255,3 @@ def test_a_payload_that_ends_too_soon_is_refused_as_soon_as_it_runs_out(tiny_mod
 @pytest.mark.parametrize("lr", [0.0, 0.05])
 def test_genuine_files_pass_the_header_checks(tiny_model, data, lr):
     assert compress.decompress(compress.compress(data, tiny_model, lr=lr), tiny_model) == data
-
-
-@pytest.mark.parametrize("lr", [math.nan, math.inf, -1.0, 1e6])
-def test_the_python_function_refuses_the_same_rates(tiny_model, lr):
-    with pytest.raises(CompressError, match="learning rate"):
-        compress.compress(b"Kaa", tiny_model, lr=lr)
