@@ -115,7 +115,7 @@ def size_stale_reason(out: OutputDirs, size: str, profile: str) -> str | None:
     """Why OUT/models/<size> must be trained (again), in words; None if it was trained in this profile
     on the current training text and tokenizer, and loads. A size trained before notebook 01 or 02
     was rerun (another split, another vocab_size) is stale; so is one whose files are damaged."""
-    from .runs import model_problem
+    from .runs import metrics_problem, model_problem
 
     metrics_path = out.model(size) / "metrics.json"
     if not metrics_path.exists():
@@ -126,6 +126,9 @@ def size_stale_reason(out: OutputDirs, size: str, profile: str) -> str | None:
         metrics = read_json(metrics_path)
     except DamagedFileError:
         return f"{metrics_path.relative_to(out.root)} is damaged"
+    problem = metrics_problem(metrics)
+    if problem:
+        return f"{problem}: it did not finish properly"
     if metrics.get("profile") != profile:
         return f"trained in the {metrics.get('profile')} profile"
     if metrics.get("train_sha256") != _sha256(out.train_txt):

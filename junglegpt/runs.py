@@ -148,6 +148,47 @@ def model_problem(folder: Path) -> str | None:
     return None
 
 
+# The numbers of a size's metrics.json that notebook 04 reads and compares: without them, finite,
+# the size is not finished (a run that diverged, or a file edited by hand).
+REQUIRED_METRICS = ("n_params", "best_step", "steps_done", "best_val_loss", "best_val_bpb", "train_loss_at_best",
+                    "train_bpb_at_best")
+
+
+def metrics_problem(metrics: dict) -> str | None:
+    """Why a size's metrics.json does not describe a finished run, in words; None if it does."""
+    import math
+
+    wrong = [key for key in REQUIRED_METRICS
+             if not (isinstance(metrics.get(key), int | float) and not isinstance(metrics.get(key), bool)
+                     and math.isfinite(metrics[key]))]
+    if wrong:
+        shown = ", ".join(f"{key}={metrics.get(key, 'missing')!r}" for key in wrong)
+        return f"its metrics.json has no finite {', '.join(wrong)} ({shown})"
+    return None
+
+
+def check_models_match_logs(rescored, logged, rtol: float = 1e-3) -> None:
+    """Notebook 04's check that each saved model scores what its training log says (validation bits
+    per byte, by size: dicts or pandas Series), as numpy's allclose would; else a RuntimeError that
+    names each size that disagrees and how to retrain it."""
+    import math
+
+    rescored, logged = dict(rescored), dict(logged)
+    wrong = []
+    for size, score in rescored.items():
+        log = logged.get(size)
+        numbers = [x for x in (score, log) if isinstance(x, int | float) and math.isfinite(x)]
+        if len(numbers) < 2 or abs(score - log) > 1e-8 + rtol * abs(log):
+            wrong.append(f"{size}: the saved model scores {score} bits per byte, its metrics.json logged {log}")
+    if wrong:
+        sizes = ",".join(line.split(":")[0] for line in wrong)
+        raise RuntimeError(
+            "a saved model disagrees with its training log (its folder was damaged, replaced or edited):\n  "
+            + "\n  ".join(wrong) + f"\nRetrain it: delete its metrics.json and run ./run_all.sh --sizes {sizes} "
+            f"(or 03_train.ipynb with model_size=\"{wrong[0].split(':')[0]}\" and force=True), then run this "
+            "notebook again.")
+
+
 def finished_before(model_dir: Path, signature: dict, force: bool = False) -> tuple[bool, str]:
     """Whether notebook 03 can skip this run: (True, why) if `model_dir` holds a model trained with
     this `signature` that loads; else (False, why it must train), e.g. "force=True"."""
@@ -162,6 +203,9 @@ def finished_before(model_dir: Path, signature: dict, force: bool = False) -> tu
         saved = read_json(metrics_path)
     except DamagedFileError:
         return False, f"{metrics_path} is damaged"
+    problem = metrics_problem(saved)
+    if problem:
+        return False, f"{problem}: the run did not finish properly"
     changed = [key for key in signature if saved.get(key) != signature[key]]
     if changed:
         return False, f"it was trained with other settings or inputs ({', '.join(changed)} differ)"

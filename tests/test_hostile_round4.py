@@ -195,3 +195,41 @@ def test_tokenizer_problem_names_the_folder(tmp_path):
     problem = runs.tokenizer_problem(folder)
     assert problem and str(folder) in problem
     assert str(tmp_path / "none") in runs.tokenizer_problem(tmp_path / "none")
+
+
+# 10. A metrics.json without finite numbers is not a finished size; 04's check names the size.
+
+GOOD_METRICS = {"best_val_loss": 5.1, "best_val_bpb": 2.4, "train_loss_at_best": 5.0, "train_bpb_at_best": 2.3,
+                "best_step": 3, "n_params": 1000, "steps_done": 3}
+
+
+@pytest.mark.parametrize("damage", [{"best_val_bpb": float("nan")}, {"best_val_loss": None},
+                                    {"best_val_bpb": "2.4"}, {"n_params": float("inf")}])
+def test_metrics_without_finite_numbers_are_not_finished(tmp_path, damage):
+    assert runs.metrics_problem(GOOD_METRICS) is None
+    metrics = {**GOOD_METRICS, **damage}
+    assert next(iter(damage)) in runs.metrics_problem(metrics)
+    missing = dict(GOOD_METRICS)
+    del missing["best_val_bpb"]
+    assert "best_val_bpb" in runs.metrics_problem(missing)
+
+
+def test_a_nan_in_a_sizes_metrics_means_retrain_in_run_all_and_in_03(tmp_path):
+    out = _out_with_split(tmp_path / "out")
+    signature = {"profile": "smoke", "seed": 1}
+    metrics_path = out.model("1M") / "metrics.json"
+    metrics_path.parent.mkdir(parents=True)
+    metrics_path.write_text(json.dumps({**GOOD_METRICS, **signature, "best_val_bpb": float("nan")}))  # bare NaN
+    why = run_all.size_stale_reason(out, "1M", "smoke")
+    assert why and "best_val_bpb" in why
+    finished, why = runs.finished_before(out.model("1M"), signature)
+    assert not finished and "best_val_bpb" in why
+
+
+def test_04s_check_names_the_size_whose_model_disagrees_with_its_log():
+    runs.check_models_match_logs({"1M": 2.4, "3M": 2.2}, {"1M": 2.4001, "3M": 2.2})
+    with pytest.raises(RuntimeError) as err:
+        runs.check_models_match_logs({"1M": 2.4, "3M": 2.2}, {"1M": float("nan"), "3M": 2.2})
+    message = str(err.value)
+    assert "1M" in message and "3M" not in message.replace("--sizes 1M", "")
+    assert "./run_all.sh --sizes 1M" in message

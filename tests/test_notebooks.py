@@ -207,6 +207,7 @@ def test_a_trained_size_goes_stale_when_the_training_text_or_tokenizer_changes(t
     from junglegpt import runs
 
     monkeypatch.setattr(runs, "model_problem", lambda folder: None)  # no real model here: see test_hostile
+    monkeypatch.setattr(runs, "metrics_problem", lambda metrics: None)  # nor its numbers: test_hostile_round4
     out = OutputDirs(tmp_path).make()
     out.train_txt.write_text("Mowgli's Brothers", encoding="utf-8")
     (out.tokenizer / "tokenizer.json").parent.mkdir(parents=True, exist_ok=True)
