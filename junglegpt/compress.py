@@ -18,7 +18,8 @@ damaged token count would otherwise decode for days before the CRC could say so)
 needs the same model and the same torch build (a different BLAS may round differently).
 
 The command never overwrites its input, nor an existing file unless --force, and checks the
-output path before the work.
+output path before the work; it shows its progress on stderr (--quiet: none). The functions
+`compress` and `decompress` print nothing unless asked (progress=True).
 """
 
 from __future__ import annotations
@@ -204,7 +205,17 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-def _code(model, start_id: int, n_tokens: int, lr: float, step) -> list[int]:
+def _progress_bar(n_tokens: int, label: str, shown: bool):
+    """A tqdm bar on stderr with the time left. Where stderr is not a terminal (a log file), a line
+    every 30 seconds instead of ten a second."""
+    from tqdm import tqdm
+
+    interactive = sys.stderr.isatty()
+    return tqdm(total=n_tokens, desc=label, unit=" tokens", file=sys.stderr, disable=not shown,
+                mininterval=0.1 if interactive else 30, dynamic_ncols=interactive)
+
+
+def _code(model, start_id: int, n_tokens: int, lr: float, step, bar=None) -> list[int]:
     """The loop both sides share: for each window, prefill the start token and the context, then
     each token of the chunk in turn; `step(cum, position)` codes (or decodes) that position's token
     and returns it. After a chunk, with lr > 0, one SGD step on it (`dynamic.learn_step`)."""
@@ -222,6 +233,8 @@ def _code(model, start_id: int, n_tokens: int, lr: float, step) -> list[int]:
         if lr > 0:
             x = dynamic.window_input(torch.tensor(ids), window, start_id)
             dynamic.learn_step(learner, optimizer, dynamic.chunk_nll(learner, x, window.end - window.start))
+        if bar is not None:
+            bar.update(window.end - window.start)
     return ids
 
 
@@ -281,7 +294,8 @@ class _TokenBounds:
         return None
 
 
-def compress(data: bytes, folder: Path, lr: float = 0.0) -> bytes:
+def compress(data: bytes, folder: Path, lr: float = 0.0, progress: bool = False) -> bytes:
+    """The compressed file of `data`; with `progress`, a bar on stderr."""
     problem = learning_rate_problem(lr)
     if problem:
         raise CompressError(f"learning rate {lr!r}: {problem}")
@@ -299,8 +313,8 @@ def compress(data: bytes, folder: Path, lr: float = 0.0) -> bytes:
         encoder.encode(cum, ids[position])
         return ids[position]
 
-    with _one_thread():
-        _code(model, tokenizer.eos_token_id, len(ids), lr, code)
+    with _one_thread(), _progress_bar(len(ids), "compressing", progress) as bar:
+        _code(model, tokenizer.eos_token_id, len(ids), lr, code, bar)
     return HEADER.pack(*header) + encoder.finish()
 
 
@@ -332,7 +346,8 @@ def read_header(blob: bytes) -> Header:
     return header
 
 
-def decompress(blob: bytes, folder: Path) -> bytes:
+def decompress(blob: bytes, folder: Path, progress: bool = False) -> bytes:
+    """The bytes that `blob` was compressed from; with `progress`, a bar on stderr."""
     header = read_header(blob)
     problem = model_folder_problem(folder)
     if problem:
@@ -347,9 +362,9 @@ def decompress(blob: bytes, folder: Path) -> bytes:
     if problem:
         raise CompressedFileError(f"its header is damaged (nothing was decoded or written): {problem}")
     decoder = Decoder(payload)
-    with _one_thread():
+    with _one_thread(), _progress_bar(header.n_tokens, "decompressing", progress) as bar:
         ids = _code(model, tokenizer.eos_token_id, header.n_tokens, header.lr,
-                    lambda cum, position: decoder.decode(cum))
+                    lambda cum, position: decoder.decode(cum), bar)
     text = tokenizer.decode(ids)
     data = text.encode("latin-1" if header.latin1 else "utf-8", errors="replace")
     if len(data) != header.n_bytes or zlib.crc32(data) != header.crc:
@@ -410,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"compress: learn from each chunk after coding it, with SGD at this rate, from 0 "
                              f"(static, the default) to {MAX_DYNAMIC_LR:g}")
     parser.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     parser.add_argument("input", type=Path)
     parser.add_argument("output", type=Path)
     args = parser.parse_args(argv)
@@ -430,8 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         data = args.input.read_bytes()
-        result = (compress(data, args.model, args.dynamic_lr) if args.action == "compress"
-                  else decompress(data, args.model))
+        result = (compress(data, args.model, args.dynamic_lr, progress=not args.quiet) if args.action == "compress"
+                  else decompress(data, args.model, progress=not args.quiet))
         atomic_write_bytes(args.output, result)
     except CompressError as err:
         print(f"error: {args.input}: {err}", file=sys.stderr)

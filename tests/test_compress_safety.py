@@ -6,6 +6,7 @@ nothing is written. These use a tiny random GPT-2 (a second to build), not the s
 from __future__ import annotations
 
 import math
+import os
 import random
 
 import pytest
@@ -255,3 +256,20 @@ def test_a_payload_that_ends_too_soon_is_refused_as_soon_as_it_runs_out(tiny_mod
 @pytest.mark.parametrize("lr", [0.0, 0.05])
 def test_genuine_files_pass_the_header_checks(tiny_model, data, lr):
     assert compress.decompress(compress.compress(data, tiny_model, lr=lr), tiny_model) == data
+
+
+# Progress -------------------------------------------------------------------------------------------
+
+
+def test_the_command_shows_progress_on_stderr_and_the_functions_stay_quiet(tiny_model, tmp_path, capsys):
+    source = tmp_path / "book.txt"
+    source.write_bytes(TEXT.encode())
+    compress.compress(TEXT.encode(), tiny_model)
+    assert capsys.readouterr() == ("", "")
+    assert compress.main(["compress", "--model", str(tiny_model), str(source), str(tmp_path / "b.jgz")]) == 0
+    out, err = capsys.readouterr()
+    assert "bits per byte" in out and "tokens" in err and "100%" in err
+    assert compress.main(["decompress", "--quiet", "--model", str(tiny_model), str(tmp_path / "b.jgz"),
+                          str(tmp_path / "back.txt")]) == 0
+    assert capsys.readouterr().err == ""
+    assert os.path.getsize(tmp_path / "back.txt") == len(TEXT.encode())
