@@ -452,8 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     except CompressError as err:
         print(f"error: {args.input}: {err}", file=sys.stderr)
         return 1
-    except OSError as err:  # unreadable input, a full disk (io.DiskFullError says so), ...
-        print(f"error: {err.strerror or err}: {err.filename or args.output}; nothing was written", file=sys.stderr)
+    except OSError as err:  # an input that cannot be read, a full disk (io.DiskFullError says what to do), ...
+        print(f"error: {err.filename or args.output}: {err.strerror or err}; nothing was written", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\ninterrupted: nothing was written to {args.output}", file=sys.stderr)

@@ -132,6 +132,20 @@ def test_a_missing_parent_folder_is_made(tiny_model, tmp_path, capsys):
     assert compress.decompress((tmp_path / "new" / "deeper" / "book.jgz").read_bytes(), tiny_model) == TEXT.encode()
 
 
+def test_a_failed_write_is_one_line_and_leaves_no_file(tiny_model, tmp_path, capsys, monkeypatch):
+    from junglegpt.io import DiskFullError
+
+    def disk_full(path, data):
+        raise DiskFullError(28, f"The disk is full while writing {path}. Free some space and run again.")
+
+    monkeypatch.setattr(compress, "atomic_write_bytes", disk_full)
+    source = tmp_path / "book.txt"
+    source.write_bytes(TEXT.encode())
+    err = _refused(["compress", "--quiet", "--model", tiny_model, source, tmp_path / "book.jgz"], capsys, status=1)
+    assert "The disk is full" in err and "nothing was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["book.txt"]
+
+
 def test_an_input_that_is_a_folder_is_named(tiny_model, tmp_path, capsys):
     assert "is a folder" in _refused(["compress", "--model", tiny_model, tmp_path, tmp_path / "o"], capsys)
 
