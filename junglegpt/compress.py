@@ -65,8 +65,9 @@ PRECISION = 16  # probabilities are rounded to counts out of 2**16, each at leas
 STATE_BITS = 32
 FULL, HALF, QUARTER = 1 << STATE_BITS, 1 << (STATE_BITS - 1), 1 << (STATE_BITS - 2)
 MASK = FULL - 1
-# Learning while coding: SGD steps of gradient norm at most 1 (dynamic.GRAD_CLIP). Notebook 04 picks
-# from 0.003 to 0.1; far above 1 the model soon predicts NaN.
+# Learning while coding: SGD steps, the gradient clipped to norm 1 (dynamic.GRAD_CLIP). Notebook 04
+# picks from 0.003 to 0.1, so 1 leaves room; on the smoke run's 1M, 30 still coded (worse) and 1e6
+# made the predictions NaN at once (which `counts` refuses, rather than code garbage).
 MAX_DYNAMIC_LR = 1.0
 
 
