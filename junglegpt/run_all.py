@@ -6,21 +6,41 @@ OUT/executed/. Work that finished earlier with the same parameters is skipped un
 
 from __future__ import annotations
 
+import sys
+
+
+def _one_line_on_interrupt(kind, value, traceback, default=sys.excepthook) -> None:
+    """Ctrl-C while the runner starts (its imports, torch's among them, before `main` can catch it):
+    one line instead of a traceback of importlib's frames."""
+    if issubclass(kind, KeyboardInterrupt):
+        print("\nInterrupted while starting, before any notebook ran. Run the same command again to start.",
+              file=sys.stderr)
+    else:
+        default(kind, value, traceback)
+
+
+if __name__ == "__main__":  # first, so that it covers the imports below
+    sys.excepthook = _one_line_on_interrupt
+
 import argparse
 import concurrent.futures
 import contextlib
 import hashlib
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
-import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data import DATA_DIR_ENV
 from .io import DamagedFileError, atomic_write_json, file_sha256, read_json
+from .papermill_cli import KERNEL_FILES_ENV
 from .paths import NOTEBOOKS_DIR, OutputDirs
 from .profiles import PROFILES, resolve_profile
 from .runs import saves_after_every_cell
@@ -193,19 +213,96 @@ def papermill_command(notebook: Path, executed: Path, parameters: dict, cwd: Pat
     return cmd
 
 
+# The papermill processes running now (several when sizes train at once), so that an interrupted
+# runner can stop them, whichever thread started them.
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+STOP_GRACE_S = 5.0  # how long papermill gets to shut its kernel down before it is killed
+
+
+def stop_running_jobs() -> None:
+    """Stop every papermill still running: SIGINT first, so that it shuts its kernel down as on Ctrl-C
+    in a terminal, then SIGKILL for one that has not ended within STOP_GRACE_S."""
+    with _running_lock:
+        procs = list(_running)
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _kernels_started_by(pid: int) -> list[int]:
+    """The kernels that papermill `pid` started and that still run (Linux; elsewhere none are found).
+    jupyter_client gives each kernel JPY_PARENT_PID; it runs in a session of its own, so neither
+    Ctrl-C nor the death signal reaches it."""
+    mark, found = f"JPY_PARENT_PID={pid}".encode(), []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if mark in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+    return found
+
+
+def _still_running(pid: int) -> bool:
+    """Alive and not a zombie (in a container, what a killed papermill leaves may never be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _end_kernels_started_by(pid: int, wait_s: float = 10.0) -> None:
+    """Wait for the kernels of a papermill that has ended to end too (ipykernel sees within a second
+    that its papermill is gone), and kill one that has not within `wait_s` (one still starting)."""
+    kernels = _kernels_started_by(pid)
+    deadline = time.monotonic() + wait_s
+    while kernels and time.monotonic() < deadline:
+        time.sleep(0.2)
+        kernels = [k for k in kernels if _still_running(k)]
+    for kernel in kernels:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(kernel, signal.SIGKILL)
+
+
 def run_job(job: Job) -> tuple[bool, float, str]:
-    """Execute one notebook with papermill in a child process; return (ok, seconds, error tail)."""
+    """Execute one notebook with papermill in a child process; return (ok, seconds, error tail).
+
+    The kernel's connection file (which holds the key that lets anyone run code in the kernel) goes
+    to a private folder that is deleted when the notebook ends, however it ends: papermill removes
+    it itself only when it ends normally, and an interrupted run left tmp*.json files behind in the
+    system's temporary folder."""
     job.executed.parent.mkdir(parents=True, exist_ok=True)
     # papermill, and with it its kernel, die with this process (junglegpt/die_with_parent.py)
     cmd = [sys.executable, "-m", "junglegpt.die_with_parent", str(os.getpid()),
            *papermill_command(NOTEBOOKS_DIR / f"{job.notebook}.ipynb", job.executed, job.parameters)]
-    start = time.perf_counter()
-    proc = subprocess.run(
-        cmd, env={**os.environ, **job.env}, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    kernel_files = tempfile.mkdtemp(prefix="junglegpt-kernel-")  # 0700: this user's only
+    start, proc = time.perf_counter(), None
+    try:
+        proc = subprocess.Popen(cmd, env={**os.environ, **job.env, KERNEL_FILES_ENV: kernel_files}, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        with _running_lock:
+            _running.add(proc)
+        try:
+            stdout, _ = proc.communicate()
+        except BaseException:  # interrupted (Ctrl-C): stop it, and any other, before the folder goes
+            stop_running_jobs()
+            raise
+        finally:
+            with _running_lock:
+                _running.discard(proc)
+    finally:
+        if proc is not None:  # a kernel still starting would write its connection file again
+            _end_kernels_started_by(proc.pid)
+        shutil.rmtree(kernel_files, ignore_errors=True)
     seconds = time.perf_counter() - start
-    tail = "\n".join((proc.stdout or "").strip().splitlines()[-15:]) if proc.returncode else ""
+    tail = "\n".join((stdout or "").strip().splitlines()[-15:]) if proc.returncode else ""
     if "DeadKernelError" in tail:
         tail += ("\nThe kernel died, probably out of memory. Rerun the same command: training resumes from the "
                  "last checkpoint. If it dies again, use a smaller micro_batch_size (a parameter of 03_train) "
@@ -353,12 +450,18 @@ def run_in_order(jobs: list[Job], out: OutputDirs, force: bool, gpus: int, finis
             workers = parallel or max(1, gpus)
             with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                 futures = {}
-                for k, j in enumerate(todo):
-                    if gpus > 1:
-                        j.env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
-                    futures[pool.submit(announce_and_run, j)] = j
-                for fut in concurrent.futures.as_completed(futures):
-                    finish(futures[fut], *fut.result())
+                try:
+                    for k, j in enumerate(todo):
+                        if gpus > 1:
+                            j.env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
+                        futures[pool.submit(announce_and_run, j)] = j
+                    for fut in concurrent.futures.as_completed(futures):
+                        finish(futures[fut], *fut.result())
+                except BaseException:  # Ctrl-C reaches this thread only: stop the sizes training in the others
+                    for fut in futures:
+                        fut.cancel()
+                    stop_running_jobs()
+                    raise
             if failed:
                 break  # the notebooks after this group need every size it trains
             continue

@@ -233,3 +233,36 @@ def test_04s_check_names_the_size_whose_model_disagrees_with_its_log():
     message = str(err.value)
     assert "1M" in message and "3M" not in message.replace("--sizes 1M", "")
     assert "./run_all.sh --sizes 1M" in message
+
+
+# 11. Ctrl-C: one line, and no kernel connection file left behind.
+
+def _kernel_started(folder: Path, timeout: float = 90) -> None:
+    """Wait until a kernel's connection file (tmp*.json, with its HMAC key) is written under `folder`."""
+    deadline = time.monotonic() + timeout
+    while not list(folder.rglob("tmp*.json")):
+        assert time.monotonic() < deadline, "no kernel started"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("moment", [0.3, 2.0, "kernel running"])
+def test_ctrl_c_prints_one_line_and_leaves_no_kernel_files(tmp_path, moment):
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(private_tmp), "JUPYTER_RUNTIME_DIR": str(private_tmp / "runtime")}
+    proc = subprocess.Popen([sys.executable, "-m", "junglegpt.run_all", "--profile", "smoke", "--sizes", "1M",
+                             "--out", str(tmp_path / "out")], env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    if moment == "kernel running":
+        _kernel_started(private_tmp)
+    else:
+        time.sleep(moment)
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the runner and the papermill it started
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) <= 2 and "Interrupted" in stderr, stderr
+    time.sleep(2)  # a kernel left without its papermill goes within a second
+    left = [str(p.relative_to(private_tmp)) for p in private_tmp.rglob("*.json")]
+    assert not left, left
+

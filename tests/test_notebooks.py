@@ -149,8 +149,17 @@ def test_a_failing_notebook_is_named_with_its_executed_copy(tmp_path, shared_dat
 def test_papermill_saves_the_executed_copy_after_every_cell_but_in_the_smoke_profile(tmp_path, monkeypatch,
                                                                                       profile, saves):
     commands = []
-    monkeypatch.setattr(run_all.subprocess, "run",
-                        lambda cmd, **kwargs: commands.append(cmd) or subprocess.CompletedProcess(cmd, 0, ""))
+
+    class Finished:  # a papermill that ends at once
+        pid, returncode = -1, 0
+
+        def __init__(self, cmd, **kwargs):
+            commands.append(cmd)
+
+        def communicate(self):
+            return "", None
+
+    monkeypatch.setattr(run_all.subprocess, "Popen", Finished)
     run_all.run_job(run_all.Job("01_data_exploration", {"profile": profile}, tmp_path / "01.ipynb", "01"))
     assert ("--no-request-save-on-cell-execute" in commands[0]) != saves
     assert commands[0][commands[0].index("-m", 3):][:2] == ["-m", "junglegpt.papermill_cli"]
