@@ -49,6 +49,7 @@ class Playground:
         self.next_choices = w.HBox()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._usable: set[str] = set()  # sizes loaded and checked against their tokenizer
         self.generate_button.on_click(lambda _b: self.start(self.on_generate, "generating"))
         self.compare_button.on_click(lambda _b: self.start(self.on_compare, "generating with every size"))
         self.next_button.on_click(lambda _b: self.start(self.on_next_tokens, "scoring the next token"))
@@ -117,11 +118,42 @@ class Playground:
     def _pre(text: str) -> str:
         return f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
 
+    def _sizes(self) -> list[str]:
+        """The trained sizes, or a message saying there is none and how to train one (not 'unknown
+        model size None', '0 sizes' or a plotting error)."""
+        sizes = self.shelf.available()
+        if not sizes:
+            raise GenerationInputError(
+                f"No trained model in {self.shelf.out.models}: train one first (./run_all.sh --sizes 1M, or "
+                "03_train.ipynb), then run this cell again.")
+        return sizes
+
     def _load(self, size: str) -> None:
-        """Load a size before using it, saying so: the first use of a big model on a CPU takes a while."""
+        """Load a size before using it, saying so: the first use of a big model on a CPU takes a while.
+        A model that does not load, or whose tokenizer has tokens its model has no embedding for (a
+        tokenizer from a run with a bigger vocab_size: every prompt then ends in 'IndexError: index out
+        of range'), is named with the command that retrains it."""
+        if size in self._usable:
+            return
+        if size not in self._sizes():
+            self.shelf.get(size)  # says which sizes there are, or that this one is not trained
         if not self.shelf.is_loaded(size):
             self._say(f"loading the {size} model (seconds; up to a minute for 100M on a CPU) ...")
-            self.shelf.get(size)
+        folder = self.shelf.out.model(size)
+        retrain = f"Retrain it: ./run_all.sh --sizes {size} (or 03_train.ipynb with model_size=\"{size}\")."
+        try:
+            model, tokenizer = self.shelf.get(size)
+        except GenerationInputError:
+            raise
+        except Exception as err:  # a file cut short or missing, weights of another shape
+            first_line = (str(err).strip().splitlines() or [""])[0][:200]
+            raise GenerationInputError(f"The {size} model in {folder} cannot be loaded ({type(err).__name__}: "
+                                       f"{first_line}). {retrain}") from None
+        if len(tokenizer) > model.config.vocab_size:
+            raise GenerationInputError(
+                f"The {size} model in {folder} does not fit its tokenizer: the tokenizer has {len(tokenizer):,} "
+                f"tokens, the model {model.config.vocab_size:,} (a tokenizer from another run?). {retrain}")
+        self._usable.add(size)
 
     def on_generate(self, _button=None) -> dict | None:
         pieces = [self.prompt.value]
@@ -146,7 +178,12 @@ class Playground:
 
     def on_compare(self, _button=None) -> list[dict]:
         results, cells = [], []
-        for size in self.shelf.available():
+        try:
+            sizes = self._sizes()
+        except GenerationInputError as err:
+            self._say(str(err), error=True)
+            return results
+        for size in sizes:
             if self._stop.is_set():
                 break
             try:
@@ -167,7 +204,7 @@ class Playground:
     def on_next_tokens(self, _button=None) -> dict[str, list]:
         tables = {}
         try:
-            for size in self.shelf.available():
+            for size in self._sizes():
                 self._load(size)
                 tables[size] = next_tokens(self.shelf, size, self.prompt.value)
         except GenerationInputError as err:

@@ -1,0 +1,119 @@
+"""Hostile round 5 (issue 33): what a careful but unlucky user met in the playground, the publishing
+dry run and the Kaggle bundle. Each test failed before its fix. They use a tiny random GPT-2 (a
+second to build) placed where notebook 03 would put the 1M model, not the smoke run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from junglegpt.generation import ModelShelf, Request
+from junglegpt.paths import OutputDirs
+from junglegpt.playground import Playground
+
+END_OF_TEXT = "<|endoftext|>"
+TEXT = "Now Rann the Kite brings home the night that Mang the Bat sets free. Good hunting all! " * 5
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """An OUT whose models/1M holds a one-layer GPT-2 with random weights, its tokenizer and a
+    metrics.json like notebook 03's."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator([TEXT], trainers.BpeTrainer(
+        vocab_size=300, special_tokens=[END_OF_TEXT], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT,
+                                        pad_token=END_OF_TEXT, model_max_length=64,
+                                        clean_up_tokenization_spaces=False)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(tokenizer), n_positions=64,
+                                       bos_token_id=0, eos_token_id=0))
+    root = tmp_path_factory.mktemp("tiny-run")
+    folder = OutputDirs(root).model("1M")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "metrics.json").write_text(json.dumps({
+        "model_size": "1M", "run_name": "1M", "n_params": 6000, "best_step": 3, "steps_done": 3, "best_val_loss": 5.0,
+        "best_val_bpb": 3.0, "train_loss_at_best": 5.1, "train_bpb_at_best": 3.1, "profile": "smoke",
+        "hardware": "CPU test (2 cores)", "epochs_done": 0.1, "train_time_s": 1.0, "train_tokens_per_s": 100.0,
+        "stopped_because": "max_steps", "label": "test", "seed": 1894,
+        "config": {"vocab_size": len(tokenizer), "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 64}}))
+    return root
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    """A copy of the tiny run that a test may damage."""
+    import shutil
+
+    return shutil.copytree(tiny_run, tmp_path / "out")
+
+
+def _playground(root, size="1M"):
+    return Playground(ModelShelf(OutputDirs(root), device="cpu"), Request(size=size, max_new_tokens=3))
+
+
+def _status(ui) -> str:
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", ui.status.value))
+
+
+# -- the playground --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tab", ["on_generate", "on_compare", "on_next_tokens"])
+def test_the_playground_with_no_trained_model_says_so_and_how_to_train_one(tmp_path, tab):
+    """Before: 'unknown model size None', 'Same prompt, same seed, 0 sizes.', and a ValueError
+    from matplotlib ('Number of columns must be a positive integer, not 0')."""
+    ui = _playground(tmp_path)
+    ui.start(getattr(ui, tab), "working")
+    ui.wait(30)
+    said = _status(ui)
+    assert "No trained model" in said and str(OutputDirs(tmp_path).models) in said
+    assert "--sizes 1M" in said and "Something went wrong" not in said
+
+
+def test_a_model_without_its_weights_is_named_with_the_fix(run_copy):
+    """Before: 'Something went wrong (OSError: Error no file named model.safetensors …)'."""
+    (OutputDirs(run_copy).model("1M") / "model.safetensors").unlink()
+    ui = _playground(run_copy)
+    ui.start(ui.on_generate, "generating")
+    ui.wait(30)
+    said = _status(ui)
+    assert "The 1M model" in said and "cannot be loaded" in said and "./run_all.sh --sizes 1M" in said
+    assert "Something went wrong" not in said
+
+
+def test_a_tokenizer_with_more_tokens_than_the_model_is_named_not_an_index_error(run_copy):
+    """A tokenizer from a run with a bigger vocab_size copied beside the model: before, every click
+    ended in 'IndexError: index out of range in self'."""
+    folder = OutputDirs(run_copy).model("1M")
+    config = json.loads((folder / "config.json").read_text())
+    config["vocab_size"] = 200  # the tokenizer has 300
+    (folder / "config.json").write_text(json.dumps(config))
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    weights = {k: (v[:200].clone() if v.shape[:1] == (300,) else v) for k, v in weights.items()}
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    ui = _playground(run_copy)
+    for tab in (ui.on_generate, ui.on_next_tokens):
+        ui.start(tab, "working")
+        ui.wait(30)
+        said = _status(ui)
+        assert "300 tokens" in said and "200" in said and "./run_all.sh --sizes 1M" in said, said
+        assert "IndexError" not in said
+
+
+def test_the_playground_still_generates_with_a_sound_model(run_copy):
+    ui = _playground(run_copy)
+    assert ui.on_generate()["new_tokens"] >= 1
