@@ -162,7 +162,7 @@ def metrics_problem(metrics: dict) -> str | None:
              if not (isinstance(metrics.get(key), int | float) and not isinstance(metrics.get(key), bool)
                      and math.isfinite(metrics[key]))]
     if wrong:
-        shown = ", ".join(f"{key}={metrics.get(key, 'missing')!r}" for key in wrong)
+        shown = ", ".join(f"{key}={metrics[key]!r}" if key in metrics else f"{key} missing" for key in wrong)
         return f"its metrics.json has no finite {', '.join(wrong)} ({shown})"
     return None
 
