@@ -266,3 +266,48 @@ def test_ctrl_c_prints_one_line_and_leaves_no_kernel_files(tmp_path, moment):
     left = [str(p.relative_to(private_tmp)) for p in private_tmp.rglob("*.json")]
     assert not left, left
 
+
+
+def test_ctrl_c_while_sizes_train_side_by_side_stops_them_all(tmp_path, monkeypatch):
+    """The sizes of 03 train in worker threads, which Ctrl-C does not reach: the runner stops their
+    papermills itself, instead of waiting for them to finish training."""
+    import threading
+
+    stopped = []
+
+    class Papermill:  # the first one ends at once; the second trains until it is stopped
+        count = 0
+
+        def __init__(self, cmd, **kwargs):
+            Papermill.count += 1
+            self.pid, self.returncode, self.ended = -Papermill.count, None, threading.Event()
+            if Papermill.count == 1:
+                self.ended.set()
+
+        def communicate(self):
+            assert self.ended.wait(30), "a papermill was left training"
+            self.returncode = self.returncode if self.returncode is not None else 0
+            return "", None
+
+        def send_signal(self, sig):
+            stopped.append(sig)
+            self.returncode = -sig
+            self.ended.set()
+
+        def wait(self, timeout=None):
+            self.ended.wait(timeout)
+
+        def kill(self):
+            self.send_signal(signal.SIGKILL)
+
+    monkeypatch.setattr(run_all.subprocess, "Popen", Papermill)
+    out = OutputDirs(tmp_path / "out")
+    jobs = [j for j in run_all.plan(out, "smoke", ["1M", "3M"]) if j.notebook == "03_train"]
+
+    def finish(job, *result):
+        raise KeyboardInterrupt  # Ctrl-C, as the first size ends
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_all.run_in_order(jobs, out, force=True, gpus=0, finish=finish, skip=None, failed=[], parallel=2)
+    assert stopped == [signal.SIGINT] and time.monotonic() - started < 10
