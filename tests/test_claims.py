@@ -77,3 +77,25 @@ def test_every_diagram_in_docs_is_shown_somewhere():
                                                              *NOTEBOOKS])
     unshown = [p.name for p in (REPO_ROOT / "docs" / "diagrams").glob("*.png") if f"diagrams/{p.name}" not in shown]
     assert not unshown, f"drawn but linked from nowhere: {unshown}"
+
+
+def _cells_in_row(line: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", line)) - 1  # a | inside a cell (even in `code`) must be \|
+
+
+@pytest.mark.parametrize("path", [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))],
+                         ids=lambda p: p.name)
+def test_every_table_row_has_its_headers_number_of_cells(path):
+    """GitHub splits a row at every unescaped |, and a blank line ends a table: a row after one is text."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    broken = []
+    for i, line in enumerate(lines):
+        if line.startswith("|") and i + 1 < len(lines) and re.match(r"\|[-:| ]+\|$", lines[i + 1]):
+            width, row = _cells_in_row(line), i + 2
+            while row < len(lines) and lines[row].startswith("|"):
+                if _cells_in_row(lines[row]) != width:
+                    broken.append(f"line {row + 1}: {_cells_in_row(lines[row])} cells, not {width}")
+                row += 1
+            if row + 1 < len(lines) and lines[row] == "" and lines[row + 1].startswith("| `"):
+                broken.append(f"line {row + 1}: a blank line cuts the table short")
+    assert not broken, f"{path.name}: {broken}"
