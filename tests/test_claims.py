@@ -96,6 +96,9 @@ def test_every_table_row_has_its_headers_number_of_cells(path):
                 if _cells_in_row(lines[row]) != width:
                     broken.append(f"line {row + 1}: {_cells_in_row(lines[row])} cells, not {width}")
                 row += 1
-            if row + 1 < len(lines) and lines[row] == "" and lines[row + 1].startswith("| `"):
+            after = row
+            while after < len(lines) and lines[after] == "":
+                after += 1
+            if after > row and after < len(lines) and lines[after].startswith("| `"):
                 broken.append(f"line {row + 1}: a blank line cuts the table short")
     assert not broken, f"{path.name}: {broken}"
