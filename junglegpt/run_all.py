@@ -77,6 +77,21 @@ UPSTREAM = {
 HEADLESS = {"05_generate": {"interactive": False}}  # papermill has no widget frontend
 
 
+def training_time(out: OutputDirs, job: Job) -> dict:
+    """A size's training time beside its budget, from its metrics.json ({} for other notebooks, or a
+    run without a budget): what the time of a 03 spent outside its training loop shows."""
+    size = job.parameters.get("model_size") if job.notebook == "03_train" else None
+    path = out.model(size) / "metrics.json" if size else None
+    if path is None or not path.exists():
+        return {}
+    try:
+        metrics = read_json(path)
+        return {"train_time_s": round(float(metrics["train_time_s"]), 1),
+                "time_budget_s": metrics["settings"]["time_budget_s"]}
+    except (DamagedFileError, KeyError, TypeError, ValueError):  # the summary is not the place to fail
+        return {}
+
+
 @dataclass
 class Job:
     notebook: str
@@ -561,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def finish(job: Job, ok: bool, seconds: float, tail: str) -> None:
         status = "ok" if ok else "FAILED"
-        summary.append((job.label, status, seconds))
+        summary.append((job.label, status, seconds, training_time(out, job) if ok else {}))
         elapsed = time.perf_counter() - started
         print(f"  {job.label:<22} {status:<7} {seconds:7.1f} s   (elapsed {elapsed:6.0f} s)", flush=True)
         if ok and job.notebook not in PER_SIZE:
@@ -570,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
             failed.append((job.label, job.executed, tail))
 
     def skip(job: Job) -> None:
-        summary.append((job.label, "skipped", 0.0))
+        summary.append((job.label, "skipped", 0.0, {}))
         print(f"  {job.label:<22} skipped (finished before; --force reruns it)", flush=True)
 
     try:
@@ -585,15 +600,17 @@ def main(argv: list[str] | None = None) -> int:
 
     total = time.perf_counter() - started
     print(f"\nSummary ({total:.0f} s in all):")
-    for label, status, seconds in summary:
-        print(f"  {label:<22} {status:<8} {seconds:7.1f} s")
+    for label, status, seconds, training in summary:
+        beside = (f"   training {training['train_time_s']:.0f} s of a {training['time_budget_s']:.0f} s budget"
+                  if training.get("time_budget_s") else "")
+        print(f"  {label:<22} {status:<8} {seconds:7.1f} s{beside}")
     if failed:
         print("\nFailed:", file=sys.stderr)
         for label, executed, tail in failed:
             print(f"  {label}: see the executed notebook {executed}", file=sys.stderr)
             if tail:
                 print("    " + tail.replace("\n", "\n    "), file=sys.stderr)
-        not_run = [job.label for job in jobs if job.label not in {label for label, _, _ in summary}]
+        not_run = [job.label for job in jobs if job.label not in {entry[0] for entry in summary}]
         if not_run:
             print(f"Not run, since they need what failed: {', '.join(not_run)}.", file=sys.stderr)
         print("Fix the cause, then run the same command again: finished notebooks are skipped, and a size whose "
@@ -601,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     atomic_write_json(out.executed / "run_summary.json",
                       {"profile": profile, "sizes": sizes, "seconds": total,
-                       "notebooks": [{"label": lb, "status": st, "seconds": round(s, 1)} for lb, st, s in summary]})
+                       "notebooks": [{"label": lb, "status": st, "seconds": round(s, 1), **training}
+                                     for lb, st, s, training in summary]})
     return 0
 
 
