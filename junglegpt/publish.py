@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from . import REPO_URL
@@ -47,6 +48,12 @@ def note(metrics: dict, heldout_bpb: float | None) -> str:
 def stage(out: OutputDirs, namespace: str, results: dict | None = None) -> dict:
     """Write OUT/hub/junglegpt-<size>/ for every trained size, and OUT/hub/collection.json; check each
     card offline. Returns the collection plan (what collection.json holds)."""
+    from .runs import metrics_problem
+
+    hub = out.root / "hub"
+    if hub.exists() and not hub.is_dir():
+        raise NotADirectoryError(f"{hub} is a file, where the dry run stages what it would send: move it away "
+                                 "(nothing was written).")
     heldout = {r["size"]: r.get("heldout_bpb") for r in (results or {}).get("sizes", [])}
     items = []
     for size in SIZES:
@@ -54,7 +61,11 @@ def stage(out: OutputDirs, namespace: str, results: dict | None = None) -> dict:
         if not (model_dir / "metrics.json").exists():
             continue
         metrics = read_json(model_dir / "metrics.json")
-        staged = out.root / "hub" / f"junglegpt-{size}"
+        problem = metrics_problem(metrics)
+        if problem:  # a run that diverged (NaN is written as null) has no card to write
+            raise ValueError(f"{size} cannot be published: {problem}. Retrain it: ./run_all.sh --sizes {size} "
+                             f"(or 03_train.ipynb with model_size=\"{size}\" and force=True).")
+        staged = hub / f"junglegpt-{size}"
         with atomic_directory(staged) as tmp:
             for path in model_dir.iterdir():
                 if path.is_file() and path.name != "README.md":
@@ -67,7 +78,7 @@ def stage(out: OutputDirs, namespace: str, results: dict | None = None) -> dict:
                       "profile": metrics["profile"], "note": note(metrics, heldout.get(size))})
     plan = {"title": COLLECTION_TITLE, "namespace": namespace, "description": COLLECTION_DESCRIPTION,
             "items": items}
-    atomic_write_json(out.root / "hub" / "collection.json", plan)
+    atomic_write_json(hub / "collection.json", plan)
     return plan
 
 
@@ -78,10 +89,16 @@ def folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
+# What a Hugging Face token looks like: blanked out of any message, whatever token was passed, since a
+# message may quote it altered (h11 quotes a header with a newline as b'Bearer hf_…\\n').
+TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
+
+
 def _scrubbed(err: Exception, token: str | None) -> RuntimeError:
-    message = f"{type(err).__name__}: {err}"
-    if token:
-        message = message.replace(token, "<token>")
+    message = TOKEN_PATTERN.sub("<token>", f"{type(err).__name__}: {err}")
+    for form in {token or "", (token or "").strip(), repr(token or "")[1:-1]}:
+        if form.strip():  # a blank token would blank every space
+            message = message.replace(form, "<token>")
     return RuntimeError(f"the Hub refused or failed ({message[:500]}). What was sent before is kept: run again "
                         "to finish.")
 
@@ -96,6 +113,21 @@ def refuse_quick(plan: dict, allow_quick: bool = False) -> None:
             "(./run_all.sh on a GPU), or pass allow_quick=True to publish them anyway (their cards say what they are).")
 
 
+def check_namespace(namespace: str) -> None:
+    """Refuse, before anything is checked or sent, a namespace the Hub would refuse (with a space, a
+    slash, '..', a leading '-', over 96 characters): offline it was found only at the next run."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        if "/" in namespace:
+            raise HFValidationError("a namespace holds no '/'")
+        validate_repo_id(repo_id(namespace, "100M"))
+    except HFValidationError:
+        raise ValueError(f"namespace={namespace!r} is not a Hugging Face user or organisation name: use letters, "
+                         "digits, '-', '_' and '.' (not first or last, no '--' or '..'), 96 characters at most, "
+                         "e.g. 'your-name'.") from None
+
+
 def check_ready(plan: dict, namespace: str, token: str | None, allow_quick: bool, staged: Path) -> None:
     """Everything a push needs, checked before anything is sent; each refusal says what to do
     (and never holds the token)."""
@@ -103,6 +135,7 @@ def check_ready(plan: dict, namespace: str, token: str | None, allow_quick: bool
 
     if not namespace:
         raise ValueError("push=True needs namespace: your Hugging Face user or organisation, e.g. 'your-name'.")
+    check_namespace(namespace)
     if token is None:
         raise PermissionError("No Hugging Face token found: add a secret named HF_TOKEN (Kaggle: Add-ons → Secrets; "
                               "Colab: the key icon), set the HF_TOKEN environment variable, or run `hf auth login`.")
@@ -161,7 +194,7 @@ def find_token() -> tuple[str | None, str]:
         try:
             from kaggle_secrets import UserSecretsClient
 
-            token = UserSecretsClient().get_secret("HF_TOKEN")
+            token = (UserSecretsClient().get_secret("HF_TOKEN") or "").strip()
             if token:
                 return token, "Kaggle secret HF_TOKEN"
         except Exception:  # no such secret, or secrets not enabled for this notebook
@@ -170,13 +203,13 @@ def find_token() -> tuple[str | None, str]:
         try:
             from google.colab import userdata
 
-            token = userdata.get("HF_TOKEN")
+            token = (userdata.get("HF_TOKEN") or "").strip()
             if token:
                 return token, "Colab secret HF_TOKEN"
         except Exception:  # no such secret, or access not granted
             pass
-    if os.environ.get("HF_TOKEN"):
-        return os.environ["HF_TOKEN"], "the HF_TOKEN environment variable"
+    if os.environ.get("HF_TOKEN", "").strip():  # a token pasted with its newline: the newline is not part of it
+        return os.environ["HF_TOKEN"].strip(), "the HF_TOKEN environment variable"
     from huggingface_hub import get_token
 
     token = get_token()

@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from junglegpt import publish
 from junglegpt.generation import ModelShelf, Request
 from junglegpt.paths import OutputDirs
 from junglegpt.playground import Playground
@@ -117,3 +118,64 @@ def test_a_tokenizer_with_more_tokens_than_the_model_is_named_not_an_index_error
 def test_the_playground_still_generates_with_a_sound_model(run_copy):
     ui = _playground(run_copy)
     assert ui.on_generate()["new_tokens"] >= 1
+
+
+# -- publishing ------------------------------------------------------------------------------------
+
+def test_a_token_with_a_trailing_newline_never_shows_in_an_error(monkeypatch):
+    """A token pasted with its newline: the HTTP library refuses the header and quotes it
+    (h11: "Illegal header value b'Bearer hf_…\\n'"), which the old scrubbing (the exact token, newline
+    included) let through."""
+    secret = "hf_abcdefghijSECRET"
+    monkeypatch.setenv("HF_TOKEN", secret + "\n")
+    monkeypatch.setattr("junglegpt.environment.on_kaggle", lambda: False)
+    monkeypatch.setattr("junglegpt.environment.on_colab", lambda: False)
+    token, _ = publish.find_token()
+    assert token == secret  # the newline is no part of a token
+    for message in (f"Illegal header value b'Bearer {secret}\\n'", f"bad token {secret}", f"{secret!r}"):
+        assert secret not in str(publish._scrubbed(ValueError(message), secret + "\n"))
+        assert secret not in str(publish._scrubbed(ValueError(message), secret))
+
+
+def test_a_blank_token_is_no_token_and_does_not_blank_every_space(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "  \n")
+    monkeypatch.setattr("junglegpt.environment.on_kaggle", lambda: False)
+    monkeypatch.setattr("junglegpt.environment.on_colab", lambda: False)
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    assert publish.find_token()[0] is None
+    assert "<token>" not in str(publish._scrubbed(ValueError("a plain message"), " "))
+
+
+@pytest.mark.parametrize("namespace", ["my name", "me/other", "../x", "-me", "a" * 97])
+def test_a_namespace_the_hub_cannot_take_is_refused_before_anything_else(namespace, monkeypatch):
+    """Before: passed as it was; offline it said 'unreachable', online the Hub refused it after the
+    check that everything was ready."""
+    monkeypatch.setattr("junglegpt.pretrained.hub_reachable", lambda: True)
+    plan = {"items": [{"size": "1M", "profile": "full"}]}
+    with pytest.raises(ValueError, match="namespace=") as err:
+        publish.check_ready(plan, namespace, "hf_x", allow_quick=False, staged=None)
+    assert "letters, digits" in str(err.value)
+
+
+def test_a_size_whose_metrics_lack_a_number_is_named_with_the_fix(run_copy):
+    """A diverged run's metrics.json holds null (NaN is written as null): before, staging ended in
+    "TypeError: type NoneType doesn't define __round__ method" from the model card."""
+    path = OutputDirs(run_copy).model("1M") / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["best_val_bpb"] = None
+    path.write_text(json.dumps(metrics))
+    with pytest.raises(ValueError) as err:
+        publish.stage(OutputDirs(run_copy), "your-name")
+    assert "1M" in str(err.value) and "best_val_bpb" in str(err.value) and "--sizes 1M" in str(err.value)
+
+
+def test_a_sound_run_is_staged(run_copy):
+    plan = publish.stage(OutputDirs(run_copy), "your-name")
+    assert [item["repo_id"] for item in plan["items"]] == ["your-name/junglegpt-1M"]
+
+
+def test_a_file_where_hub_should_be_is_named(run_copy):
+    (run_copy / "hub").write_text("notes")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        publish.stage(OutputDirs(run_copy), "your-name")
+    assert (run_copy / "hub").read_text() == "notes"
