@@ -132,6 +132,40 @@ def sweep_notebook(profile: str = "full", sizes: str = "all") -> dict:
     return nb
 
 
+class BundleFolderError(ValueError):
+    """A --kaggle FOLDER that cannot hold the bundle, or holds something the bundle would replace."""
+
+
+def _bundle_entry(part: str, name: str) -> bool:
+    """Whether `name` in dataset/ or kernel/ is one of the things write_bundle writes there."""
+    if part == "dataset":
+        return name in {INSTALLER, "wheels", "books", "dataset-metadata.json"} or (
+            name.startswith("junglegpt-") and name.endswith(".whl"))
+    return name in {KERNEL_FILE, "kernel-metadata.json"}
+
+
+def check_bundle_folder(folder: Path) -> None:
+    """Refuse, before anything is built or deleted, a folder that is a file (or lies under one), and a
+    dataset/ or kernel/ in it holding anything but an earlier bundle: write_bundle replaces those two
+    folders whole, and `--kaggle ~` deleted ~/dataset with whatever it held."""
+    for above in (folder, *folder.parents):
+        if above.exists() and not above.is_dir():
+            raise BundleFolderError(f"{above} is a file, not a folder: choose another --kaggle FOLDER.")
+        if above.exists():
+            break
+    for part in ("dataset", "kernel"):
+        path = folder / part
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise BundleFolderError(f"{path} is not a folder of an earlier bundle; nothing was deleted: choose "
+                                    "an empty --kaggle FOLDER.")
+        foreign = sorted(p.name for p in path.iterdir() if not _bundle_entry(part, p.name)) if path.is_dir() else []
+        if foreign:
+            raise BundleFolderError(
+                f"{path} holds {', '.join(foreign[:3])}{' …' if len(foreign) > 3 else ''}, which ./run_all.sh "
+                f"--kaggle did not write, and the bundle replaces that folder: nothing was deleted. Choose an "
+                "empty --kaggle FOLDER (the default is OUT/kaggle).")
+
+
 def write_bundle(folder: Path, user: str | None = None, profile: str = "full", sizes: str = "all",
                  python_versions: tuple[str, ...] = ("3.12",)) -> dict:
     """Write dataset/ and kernel/ under `folder`; return what was written (paths, ids, warnings)."""
@@ -140,9 +174,13 @@ def write_bundle(folder: Path, user: str | None = None, profile: str = "full", s
     user = (user or username() or USERNAME_PLACEHOLDER).lower()
     dataset_id, kernel_id = f"{user}/{DATASET_SLUG}", f"{user}/{KERNEL_SLUG}"
     dataset, kernel = folder / "dataset", folder / "kernel"
+    check_bundle_folder(folder)
     for part in (dataset, kernel):
-        shutil.rmtree(part, ignore_errors=True)
-        part.mkdir(parents=True)
+        shutil.rmtree(part, ignore_errors=True)  # an earlier bundle (check_bundle_folder said so)
+        try:
+            part.mkdir(parents=True)
+        except OSError as err:
+            raise BundleFolderError(f"cannot write {part} ({err.strerror}): choose another --kaggle FOLDER.") from None
     wheel = build_wheel(dataset)
     # What the notebooks' first cell looks for under /kaggle/input, and runs: it installs the wheel
     shutil.copyfile(REPO_ROOT / "notebooks" / INSTALLER, dataset / INSTALLER)
@@ -208,7 +246,11 @@ def push(bundle: dict, run=subprocess.run) -> None:
 
 
 def main(folder: Path, profile: str = "full", sizes: str = "all") -> int:
-    bundle = write_bundle(folder, profile=profile, sizes=sizes)
+    try:
+        bundle = write_bundle(Path(folder), profile=profile, sizes=sizes)
+    except (BundleFolderError, FileNotFoundError) as err:  # a folder it cannot use; a book it cannot find
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"Wrote {bundle['dataset']} (the wheel, {len(list((bundle['dataset'] / 'wheels').glob('*.whl')))} "
           f"dependency wheels, the books) and {bundle['kernel']} (GPU {ACCELERATOR}, internet off).")
     if bundle["not_bundled"]:

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from junglegpt import publish
+from junglegpt import kaggle, publish
 from junglegpt.generation import ModelShelf, Request
 from junglegpt.paths import OutputDirs
 from junglegpt.playground import Playground
@@ -179,3 +179,55 @@ def test_a_file_where_hub_should_be_is_named(run_copy):
     with pytest.raises(NotADirectoryError, match="is a file"):
         publish.stage(OutputDirs(run_copy), "your-name")
     assert (run_copy / "hub").read_text() == "notes"
+
+
+# -- the Kaggle bundle -----------------------------------------------------------------------------
+
+def _no_wheel(dest):
+    raise AssertionError("the folder should have been refused before building anything")
+
+
+@pytest.mark.parametrize("part", ["dataset", "kernel"])
+def test_the_kaggle_bundle_never_deletes_a_folder_it_did_not_write(tmp_path, monkeypatch, part):
+    """`./run_all.sh --kaggle ~` deleted ~/dataset and ~/kernel, whatever they held, without a word."""
+    monkeypatch.setattr(kaggle, "build_wheel", _no_wheel)
+    (tmp_path / part).mkdir()
+    (tmp_path / part / "thesis.tex").write_text("two years of work")
+    with pytest.raises(kaggle.BundleFolderError, match="thesis.tex"):
+        kaggle.write_bundle(tmp_path)
+    assert (tmp_path / part / "thesis.tex").read_text() == "two years of work"
+    assert kaggle.main(tmp_path) == 2
+
+
+def test_the_kaggle_bundle_replaces_its_own_earlier_bundle(tmp_path, monkeypatch):
+    """An earlier bundle (even one cut short) is the command's own: it is replaced."""
+    (tmp_path / "dataset" / "books").mkdir(parents=True)
+    (tmp_path / "dataset" / "junglegpt-0.1-py3-none-any.whl").write_text("old")
+    (tmp_path / "kernel").mkdir()
+    (tmp_path / "kernel" / "kernel-metadata.json").write_text("{}")
+    kaggle.check_bundle_folder(tmp_path)  # no error
+
+
+@pytest.mark.parametrize("how", ["a file", "a file above"])
+def test_a_kaggle_folder_that_cannot_be_a_folder_is_one_line(tmp_path, monkeypatch, capsys, how):
+    """Before: NotADirectoryError or FileExistsError from pathlib, as a traceback."""
+    monkeypatch.setattr(kaggle, "build_wheel", _no_wheel)
+    target = tmp_path / "bundle"
+    target.write_text("x")
+    folder = target if how == "a file" else target / "inside"
+    assert kaggle.main(folder) == 2
+    err = capsys.readouterr().err
+    assert str(target) in err and "is a file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_bundle_without_the_books_is_a_message_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """Offline with no books: before, a FileNotFoundError traceback around data's (good) message."""
+    monkeypatch.setattr(kaggle, "build_wheel", lambda dest: dest / "junglegpt-0.1-py3-none-any.whl")
+    monkeypatch.setattr(kaggle, "download_dependency_wheels", lambda dest, versions: [])
+
+    def not_here(known, *args, **kwargs):
+        raise FileNotFoundError(f"{known.title} is not on this machine and could not be downloaded")
+
+    monkeypatch.setattr(kaggle.data, "find_text", not_here)
+    assert kaggle.main(tmp_path / "bundle") == 2
+    assert capsys.readouterr().err.startswith("error: ")
