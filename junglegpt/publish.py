@@ -66,11 +66,15 @@ def stage(out: OutputDirs, namespace: str, results: dict | None = None) -> dict:
             raise ValueError(f"{size} cannot be published: {problem}. Retrain it: ./run_all.sh --sizes {size} "
                              f"(or 03_train.ipynb with model_size=\"{size}\" and force=True).")
         staged = hub / f"junglegpt-{size}"
-        with atomic_directory(staged) as tmp:
-            for path in model_dir.iterdir():
-                if path.is_file() and path.name != "README.md":
-                    link_or_copy(path, tmp / path.name)
-            build_model_card(metrics, heldout_bpb=heldout.get(size), series_url=REPO_URL).save(tmp / "README.md")
+        try:
+            with atomic_directory(staged) as tmp:
+                for path in model_dir.iterdir():
+                    if path.is_file() and path.name != "README.md":
+                        link_or_copy(path, tmp / path.name)
+                build_model_card(metrics, heldout_bpb=heldout.get(size), series_url=REPO_URL).save(tmp / "README.md")
+        except PermissionError as err:  # a read-only OUT/hub: the traceback named a temporary folder in it
+            raise PermissionError(f"cannot write in {hub} ({err.strerror}): make it writable, or run with another "
+                                  "OUT; nothing was sent.") from None
         problems = check_model_card(staged / "README.md", metrics)
         if problems:
             raise ValueError(f"the card of {size} is wrong: {problems}")

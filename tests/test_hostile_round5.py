@@ -231,3 +231,15 @@ def test_a_bundle_without_the_books_is_a_message_not_a_traceback(tmp_path, monke
     monkeypatch.setattr(kaggle.data, "find_text", not_here)
     assert kaggle.main(tmp_path / "bundle") == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_a_read_only_hub_folder_is_one_line_naming_it(run_copy, monkeypatch):
+    """Before: a PermissionError traceback naming a temporary folder inside it."""
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted", str(run_copy / "hub" / ".junglegpt-1M.x.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refused)  # what `chattr +i OUT/hub` does, without root
+    with pytest.raises(PermissionError, match=r"cannot write in .*hub \(Operation not permitted\): make it writable"):
+        publish.stage(OutputDirs(run_copy), "your-name")
