@@ -33,10 +33,37 @@ def kept_executed(notebook: Path) -> bool:
     return not notebook.stem.startswith("03_train") or notebook.stem == LINKED_TRAINING_RUN
 
 
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class ReportError(ValueError):
+    """A --name or --out that cannot be used: said in one line, before anything is written or deleted."""
+
+
+def destination(name: str) -> Path:
+    """results/<name>, for a name that is one plain folder name: with --fresh the folder is deleted
+    first, so '..', '' or an absolute path would delete the repository, results/ or anything."""
+    results = (REPO_ROOT / "results").resolve()
+    dest = (results / name).resolve() if RUN_NAME.fullmatch(name or "") else None
+    if dest is None or dest.parent != results:
+        raise ReportError(f"--name {name!r}: a run's name is one folder name under results/ (letters, digits, "
+                          "'.', '_' and '-', not starting with '.'), e.g. quick-cpu")
+    return dest
+
+
+def check_run_folder(out: OutputDirs) -> None:
+    """A folder that a run of the series wrote: one of results.json, executed/ or models/ in it."""
+    if not out.root.is_dir():
+        raise ReportError(f"--out {out.root}: no such folder (give the --out of a run of ./run_all.sh)")
+    if not any(p.exists() for p in (out.results_json, out.executed, out.models)):
+        raise ReportError(f"--out {out.root} holds no run of the series (no results.json, executed/ or models/)")
+
+
 def collect(out: OutputDirs, name: str, fresh: bool = False) -> Path:
     """Copy the run in `out` into results/<name>/; `fresh`: delete what was there first, so that nothing
     of an older run is left beside the new one."""
-    dest = REPO_ROOT / "results" / name
+    dest = destination(name)
+    check_run_folder(out)
     if fresh and dest.exists():
         shutil.rmtree(dest)
     (dest / "metrics").mkdir(parents=True, exist_ok=True)
@@ -162,9 +189,12 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="e.g. quick-cpu")
     parser.add_argument("--fresh", action="store_true", help="delete results/<name>/ first (a new run replaces it)")
     args = parser.parse_args()
-    dest = collect(OutputDirs(args.out), args.name, fresh=args.fresh)
+    try:
+        dest = collect(OutputDirs(args.out), args.name, fresh=args.fresh)
+    except ReportError as err:
+        parser.error(str(err))
     print(size_table(dest))
-    if (dest / "results.json").exists():
+    if (dest / "results.json").exists() and "baselines" in read_json(dest / "results.json"):
         print()
         print(baseline_table(dest))
         if "more_data" in read_json(dest / "results.json"):

@@ -7,6 +7,7 @@ import io
 import json
 
 import nbformat
+import pytest
 
 from junglegpt import report
 from junglegpt.paths import OutputDirs
@@ -105,3 +106,36 @@ def test_collect_keeps_one_copy_of_03_and_fresh_leaves_nothing_of_the_run_before
     old.write_text("{}", encoding="utf-8")
     dest = report.collect(out, "a-run", fresh=True)
     assert sorted(p.name for p in (dest / "executed").iterdir()) == ["03_train_1M.ipynb", "04_evaluate.ipynb"]
+
+
+@pytest.mark.parametrize("name", ["..", "", ".", "/tmp/elsewhere", "a/b", "../x", ".hidden"])
+def test_a_name_that_is_not_one_folder_under_results_is_refused_before_anything_is_deleted(tmp_path, monkeypatch,
+                                                                                         name):
+    monkeypatch.setattr(report, "REPO_ROOT", tmp_path / "repo")
+    kept = tmp_path / "repo" / "results" / "quick-cpu" / "results.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("{}", encoding="utf-8")
+    out = OutputDirs(tmp_path / "out").make()
+    out.results_json.write_text('{"sizes": []}', encoding="utf-8")
+    with pytest.raises(report.ReportError, match="one folder name under results/"):
+        report.collect(out, name, fresh=True)
+    assert kept.exists() and (tmp_path / "repo").is_dir()
+
+
+def test_an_out_that_holds_no_run_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "REPO_ROOT", tmp_path / "repo")
+    with pytest.raises(report.ReportError, match="no such folder"):
+        report.collect(OutputDirs(tmp_path / "missing"), "a-run")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(report.ReportError, match="holds no run"):
+        report.collect(OutputDirs(tmp_path / "empty"), "a-run")
+    assert not (tmp_path / "repo" / "results" / "a-run").exists()
+
+
+def test_a_run_whose_04_did_not_finish_is_reported_without_the_baseline_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(report, "REPO_ROOT", tmp_path / "repo")
+    out = OutputDirs(tmp_path / "out").make()
+    out.results_json.write_text('{"sizes": []}', encoding="utf-8")  # no "baselines": 04 stopped early
+    monkeypatch.setattr("sys.argv", ["report", "--out", str(out.root), "--name", "a-run"])
+    report.main()
+    assert "| size |" in capsys.readouterr().out
