@@ -138,13 +138,16 @@ def model_problem(folder: Path) -> str | None:
         return f"{folder} holds no model (no config.json)"
     try:
         with _quiet_transformers():  # the loading report would print a table; we say it in one line
-            _, info = AutoModelForCausalLM.from_pretrained(folder, output_loading_info=True)
-            AutoTokenizer.from_pretrained(folder)
+            model, info = AutoModelForCausalLM.from_pretrained(folder, output_loading_info=True)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
     except Exception as err:  # any damage: a truncated file, wrong shapes, a missing file
         return f"{folder} cannot be loaded ({type(err).__name__}: {_first_line(err)})"
     wrong = sorted(info["missing_keys"]) + sorted(info["unexpected_keys"]) + sorted(info["mismatched_keys"])
     if wrong:
         return f"{folder} does not match its config.json ({len(wrong)} weights missing or extra, e.g. {wrong[0]})"
+    if len(tokenizer) > model.config.vocab_size:  # its ids past the model's table: IndexError on use
+        return (f"{folder} holds a tokenizer of {len(tokenizer):,} tokens for a model of {model.config.vocab_size:,} "
+                "(a tokenizer from another run)")
     return None
 
 

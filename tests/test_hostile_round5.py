@@ -94,18 +94,23 @@ def test_a_model_without_its_weights_is_named_with_the_fix(run_copy):
     assert "Something went wrong" not in said
 
 
+def _shrink_vocabulary(folder, rows: int) -> None:
+    """Make the model in `folder` one of `rows` token rows (its config and weights), keeping its tokenizer."""
+    from safetensors.torch import load_file, save_file
+
+    config = json.loads((folder / "config.json").read_text())
+    old, config["vocab_size"] = config["vocab_size"], rows
+    (folder / "config.json").write_text(json.dumps(config))
+    weights = load_file(folder / "model.safetensors")
+    weights = {k: (v[:rows].clone() if v.shape[:1] == (old,) else v) for k, v in weights.items()}
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+
 def test_a_tokenizer_with_more_tokens_than_the_model_is_named_not_an_index_error(run_copy):
     """A tokenizer from a run with a bigger vocab_size copied beside the model: before, every click
     ended in 'IndexError: index out of range in self'."""
     folder = OutputDirs(run_copy).model("1M")
-    config = json.loads((folder / "config.json").read_text())
-    config["vocab_size"] = 200  # the tokenizer has 300
-    (folder / "config.json").write_text(json.dumps(config))
-    from safetensors.torch import load_file, save_file
-
-    weights = load_file(folder / "model.safetensors")
-    weights = {k: (v[:200].clone() if v.shape[:1] == (300,) else v) for k, v in weights.items()}
-    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    _shrink_vocabulary(folder, 200)  # the tokenizer has 300
     ui = _playground(run_copy)
     for tab in (ui.on_generate, ui.on_next_tokens):
         ui.start(tab, "working")
@@ -113,6 +118,17 @@ def test_a_tokenizer_with_more_tokens_than_the_model_is_named_not_an_index_error
         said = _status(ui)
         assert "300 tokens" in said and "200" in said and "./run_all.sh --sizes 1M" in said, said
         assert "IndexError" not in said
+
+
+def test_a_tokenizer_from_another_run_is_not_a_finished_model(run_copy):
+    """04, 05 and 08 ask runs.model_problem whether a size loads: a tokenizer with more tokens than the
+    model has rows passed, and each of them then stopped on an IndexError."""
+    from junglegpt import runs
+
+    folder = OutputDirs(run_copy).model("1M")
+    assert runs.model_problem(folder) is None
+    _shrink_vocabulary(folder, 200)  # the tokenizer has 300
+    assert "a tokenizer of 300 tokens for a model of 200" in runs.model_problem(folder)
 
 
 def test_the_playground_still_generates_with_a_sound_model(run_copy):
