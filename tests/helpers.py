@@ -80,3 +80,31 @@ def executed_text(out: Path, name: str) -> str:
         for output in cell.get("outputs", []):
             parts.append(output.get("text", "") or str(output.get("data", {}).get("text/plain", "")))
     return "\n".join(parts)
+
+
+END_OF_TEXT = "<|endoftext|>"
+
+
+def save_tiny_gpt2(folder: Path, text: str, vocab_size: int, context: int) -> int:
+    """A one-layer GPT-2 with random weights and a byte-level BPE tokenizer like notebook 02's, fitted on
+    `text`, saved in `folder` as notebook 03 saves a model (a second to build; its predictions are poor,
+    which is all a test of the plumbing needs). Returns the tokenizer's length."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator([text], trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[END_OF_TEXT], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT,
+                                        pad_token=END_OF_TEXT, model_max_length=context,
+                                        clean_up_tokenization_spaces=False)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(tokenizer), n_positions=context,
+                                       bos_token_id=0, eos_token_id=0))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return len(tokenizer)

@@ -15,7 +15,8 @@ import torch
 from junglegpt import compress
 from junglegpt.compress import CompressedFileError, CompressError
 
-END_OF_TEXT = "<|endoftext|>"
+from .helpers import END_OF_TEXT, save_tiny_gpt2
+
 TEXT = ("Now Rann the Kite brings home the night that Mang the Bat sets free. The herds are shut in byre "
         "and hut, for loosed till dawn are we. This is the hour of pride and power, talon and tush and "
         "claw. Oh, hear the call! Good hunting all that keep the Jungle Law! ") * 3
@@ -23,26 +24,10 @@ TEXT = ("Now Rann the Kite brings home the night that Mang the Bat sets free. Th
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    """A one-layer GPT-2 with random weights and a byte-level BPE tokenizer like notebook 02's (its
-    probabilities are poor, which is all a test of the coder's safety needs)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator([TEXT], trainers.BpeTrainer(
-        vocab_size=320, special_tokens=[END_OF_TEXT], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT,
-                                        pad_token=END_OF_TEXT, model_max_length=256,
-                                        clean_up_tokenization_spaces=False)
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(tokenizer), n_positions=256,
-                                       bos_token_id=0, eos_token_id=0))
+    """A one-layer GPT-2 with random weights (its probabilities are poor, which is all a test of the
+    coder's safety needs)."""
     folder = tmp_path_factory.mktemp("tiny") / "model"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    save_tiny_gpt2(folder, TEXT, vocab_size=320, context=256)
     return folder
 
 

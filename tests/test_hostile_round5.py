@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from junglegpt import kaggle, publish
 from junglegpt.generation import ModelShelf, Request
 from junglegpt.paths import OutputDirs
 from junglegpt.playground import Playground
 
-END_OF_TEXT = "<|endoftext|>"
+from .helpers import save_tiny_gpt2
+
 TEXT = "Now Rann the Kite brings home the night that Mang the Bat sets free. Good hunting all! " * 5
 
 
@@ -22,31 +22,15 @@ TEXT = "Now Rann the Kite brings home the night that Mang the Bat sets free. Goo
 def tiny_run(tmp_path_factory):
     """An OUT whose models/1M holds a one-layer GPT-2 with random weights, its tokenizer and a
     metrics.json like notebook 03's."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator([TEXT], trainers.BpeTrainer(
-        vocab_size=300, special_tokens=[END_OF_TEXT], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT,
-                                        pad_token=END_OF_TEXT, model_max_length=64,
-                                        clean_up_tokenization_spaces=False)
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(tokenizer), n_positions=64,
-                                       bos_token_id=0, eos_token_id=0))
     root = tmp_path_factory.mktemp("tiny-run")
     folder = OutputDirs(root).model("1M")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    vocab_size = save_tiny_gpt2(folder, TEXT, vocab_size=300, context=64)
     (folder / "metrics.json").write_text(json.dumps({
         "model_size": "1M", "run_name": "1M", "n_params": 6000, "best_step": 3, "steps_done": 3, "best_val_loss": 5.0,
         "best_val_bpb": 3.0, "train_loss_at_best": 5.1, "train_bpb_at_best": 3.1, "profile": "smoke",
         "hardware": "CPU test (2 cores)", "epochs_done": 0.1, "train_time_s": 1.0, "train_tokens_per_s": 100.0,
         "stopped_because": "max_steps", "label": "test", "seed": 1894,
-        "config": {"vocab_size": len(tokenizer), "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 64}}))
+        "config": {"vocab_size": vocab_size, "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 64}}))
     return root
 
 
