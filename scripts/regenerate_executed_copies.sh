@@ -4,9 +4,15 @@
 # junglegpt.report (pictures kept, 03 for 1M only), and the playground's screenshot taken from its
 # models (figures/05_playground.png). Run it when a notebook's code changes
 # (tests/test_executed_copies.py fails until you do); then set each link's label and the README's
-# times to what the run printed. About 25 minutes on 2 cores (CONTRIBUTING).
+# times to what the run printed. About 25 minutes on 2 cores (CONTRIBUTING); let nothing else run
+# meanwhile: its times are quoted, and "auto" precision is timed once, by the first size.
 #   scripts/regenerate_executed_copies.sh [OUT]    OUT: where the run goes (default: a new temporary folder)
 set -euo pipefail
+case "${1:-}" in
+  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+  -*) echo "error: unknown option $1 (the one argument is OUT, a folder; --help says more)" >&2; exit 2 ;;
+esac
+if [ $# -gt 1 ]; then echo "error: one argument at most, OUT (got $#); --help says more" >&2; exit 2; fi
 source "$(dirname "$0")/setup_env.sh"
 cd "$repo_root"
 out=${1:-$(mktemp -d "${TMPDIR:-/tmp}/junglegpt-quick-XXXXXX")}

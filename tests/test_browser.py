@@ -96,10 +96,11 @@ def screenshots_dir(tmp_path: Path) -> Path:
 
 
 def _committed_figure(message) -> bool:
-    """A notebook's first screen shows a committed figure (../results/...), which exists in a clone
-    and on GitHub but not in the lab's temporary folder: its 404 is not the notebook's fault."""
+    """A notebook's prose shows committed pictures (../results/..., ../figures/..., ../docs/...), which
+    exist in a clone and on GitHub but not in the lab's temporary folder: their 404 is not the
+    notebook's fault."""
     url = (message.location or {}).get("url", "").split("?")[0]
-    return "/results/" in url and url.endswith(".png")
+    return any(folder in url for folder in ("/results/", "/figures/", "/docs/")) and url.endswith(".png")
 
 
 def open_notebook(browser, lab, name: str, parameters: dict):
