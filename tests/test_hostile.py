@@ -203,12 +203,10 @@ run_all.run_job(run_all.Job("sleeper", {}, Path(sys.argv[2]), "sleeper"))
 
 
 def _running(pid: int) -> bool:
-    """Alive and not a zombie (a container's first process may never reap what it inherits)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
+    """Alive and not a zombie: the runner's own test of it."""
+    from junglegpt.run_all import _still_running
+
+    return _still_running(pid)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
