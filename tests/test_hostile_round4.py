@@ -252,7 +252,10 @@ def test_ctrl_c_prints_one_line_and_leaves_no_kernel_files(tmp_path, moment):
     env = {**os.environ, "TMPDIR": str(private_tmp), "JUPYTER_RUNTIME_DIR": str(private_tmp / "runtime")}
     proc = subprocess.Popen([sys.executable, "-m", "junglegpt.run_all", "--profile", "smoke", "--sizes", "1M",
                              "--out", str(tmp_path / "out")], env=env, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            # as from a terminal: pytest-xdist's workers ignore SIGINT, and a child
+                            # inherits that, so Python would never raise KeyboardInterrupt in it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     if moment == "kernel running":
         _kernel_started(private_tmp)
     else:
