@@ -133,6 +133,23 @@ def update_json(path: str | os.PathLike, entries: dict) -> Path:
     return atomic_write_json(path, {**current, **entries})
 
 
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike):
+    """Hold an exclusive lock on `path` + ".lock" for the block: processes that share a file
+    (sizes training at once, `./run_all.sh --parallel`) read, decide and write it one at a time.
+    Where there are no POSIX locks (Windows), the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux or macOS
+        yield
+        return
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # waits for the holder; released when the file closes
+        yield
+
+
 def remove_entry(path: str | os.PathLike) -> None:
     """Remove `path` from its folder, whatever it is; a symbolic link is removed itself, never what
     it points to (on Kaggle that is an attached run's read-only folder)."""

@@ -20,7 +20,7 @@ import safetensors.torch
 import torch
 
 from .environment import cpu_flags
-from .io import atomic_directory, atomic_write_json, read_json
+from .io import atomic_directory, atomic_write_json, exclusive, read_json
 from .sizes import N_POSITIONS, get_size
 
 # Learning rates shrink as models grow; dropout grows, since the bigger models overfit this tiny
@@ -493,13 +493,18 @@ def precision_for_run(requested: str, cache: Path, size_name: str | None, batch_
     which so train in the same precision. Returns {"precision", "why", and the measurement where
     there is one}."""
     cache, key = Path(cache), precision_cache_key(batch_shape)
-    known = read_json(cache) if cache.exists() else {}
     timed = {}
 
     def measure():
-        if key not in known:
-            known[key] = measure_cpu_precisions(precision_timing_size(size_name), batch_shape, grad_clip)
-            atomic_write_json(cache, known)
+        # Under a lock: sizes that start together would otherwise each measure, disagree on a close
+        # call, and the cache would keep one verdict while a model was trained in the other (the next
+        # run then found it "trained with other settings" and retrained it). The second waits for the
+        # first's verdict instead (a second or two).
+        with exclusive(cache):
+            known = read_json(cache) if cache.exists() else {}
+            if key not in known:
+                known[key] = measure_cpu_precisions(precision_timing_size(size_name), batch_shape, grad_clip)
+                atomic_write_json(cache, known)
         timed.update(known[key])
         return timed["fp32_step_s"], timed["bf16_step_s"]
 

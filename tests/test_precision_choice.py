@@ -153,3 +153,36 @@ def test_a_checkpoint_of_another_run_is_refused_not_resumed(tmp_path):
         training.start_or_resume(Accelerator(), model_dir, "1M", _signature(tmp_path), settings)
     state, _, finished = training.start_or_resume(Accelerator(), model_dir, "1M", saved["signature"], settings)
     assert not finished and state == saved["state"]  # the same run resumes
+
+
+def test_sizes_that_start_together_measure_once_and_train_in_the_same_precision(monkeypatch, tmp_path,
+                                                                                cpu_with_bf16):
+    """`./run_all.sh --parallel 2` starts 1M and 3M at once. Each measured, a close call came out
+    bf16 for one and fp32 for the other, the cache kept one verdict, and the next run (07, training
+    3M again with the same settings) retrained 3M as "trained with other settings (precision)".
+    The second to ask now waits for the first's measurement."""
+    import threading
+    import time
+
+    verdicts = iter([(1.0, 0.9), (1.0, 1.1)])  # bf16 for the first to measure, fp32 for a second
+    measured = []
+
+    def slow_measure(size_name, batch_shape, grad_clip=1.0):
+        measured.append(size_name)
+        time.sleep(0.3)  # long enough for the other thread to arrive
+        fp32_s, bf16_s = next(verdicts)
+        return {"fp32_step_s": fp32_s, "bf16_step_s": bf16_s, "measured_on": size_name}
+
+    monkeypatch.setattr(training, "measure_cpu_precisions", slow_measure)
+    cache, start, choices = tmp_path / "precision_cache.json", threading.Barrier(2), {}
+
+    def train(size):
+        start.wait()
+        choices[size] = training.precision_for_run("auto", cache, size, (4, 32))["precision"]
+
+    threads = [threading.Thread(target=train, args=(size,)) for size in ("1M", "3M")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(measured) == 1 and choices == {"1M": "bf16", "3M": "bf16"}
