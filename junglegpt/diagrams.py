@@ -6,7 +6,8 @@ Each function returns a matplotlib figure; the notebooks show them, and
 - `pipeline()`: the series, what each notebook makes and the next one reads (README, 01, 03);
 - `split(parts, split)`: where the validation slice sits in each part of the book (01);
 - `gpt2_block(size)`: one GPT-2 block with the shapes of one size (03);
-- `blocks_to_pairs(tokens, block_size)`: blocks of tokens becoming (input, label) pairs (03).
+- `blocks_to_pairs(tokens, block_size)`: blocks of tokens becoming (input, label) pairs (03);
+- `mixer()`: the network, count models and the mixer that weighs them (04).
 """
 
 from __future__ import annotations
@@ -158,4 +159,22 @@ def blocks_to_pairs(tokens: list[str], block_size: int = 8, n_blocks: int = 2):
                 ha="center", va="top", fontsize=8.5)
     ax.set_title(f"Blocks of {block_size} tokens, side by side, never overlapping: every position "
                  "is scored on the token after it", fontsize=11)
+    return fig
+
+
+def mixer():
+    """Three predictors of the next token and the mixer that weighs them, token by token (04)."""
+    fig, ax = _canvas(12, 4.4, (0, 12), (0, 4.4))
+    part, mix, out = "#cfe3f7", "#fde2c4", "#e4f2dc"
+    _box(ax, 1.9, 3.6, 3.2, 0.9, "network (GPT-2)\ngrammar, long context;\nslow to learn a new name", part)
+    _box(ax, 1.9, 2.2, 3.2, 0.9, "counts of what followed\nthe last 0-4 tokens;\nlearn a name at one sighting", part)
+    _box(ax, 1.9, 0.8, 3.2, 0.9, "match model: the last\nrepeat of these tokens\ngoes on as it did", part)
+    _box(ax, 6.6, 2.2, 2.6, 1.6, "mixer\np = w₁p₁ + w₂p₂ + w₃p₃\n\none set of weights\nper context", mix, weight="bold")
+    _box(ax, 10.4, 2.2, 2.4, 0.9, "p(next token)\nits code length:\n−log₂ p bits", out, weight="bold")
+    for y, label in ((3.6, "p₁"), (2.2, "p₂"), (0.8, "p₃")):
+        _arrow(ax, (3.5, y), (5.3, 2.2 + (y - 2.2) * 0.35), label, offset=(0, 0.15))
+    _arrow(ax, (7.9, 2.2), (9.2, 2.2))
+    ax.text(8.6, 0.6, "then every part learns from the token,\nand the mixer moves weight to the parts\n"
+            "that gave it a high p:\nwᵢ ← wᵢ·pᵢ(token), normalised",
+            ha="center", va="center", fontsize=9.5, color="0.15")
     return fig

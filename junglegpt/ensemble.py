@@ -13,13 +13,18 @@ from __future__ import annotations
 import torch
 
 
-def mixture_nats(nats: torch.Tensor, weights: torch.Tensor) -> float:
-    """Total nats of the weighted average of the models' probabilities.
+def token_mixture_nats(nats: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Nats of each token under the weighted average of the models' probabilities, shape (tokens,).
 
     `nats` is (models, tokens): each model's nats for each token; `weights` (models,) sum to 1.
     """
     log_weights = torch.log(weights.double())[:, None]
-    return float(-torch.logsumexp(log_weights - nats.double(), dim=0).sum())
+    return -torch.logsumexp(log_weights - nats.double(), dim=0)
+
+
+def mixture_nats(nats: torch.Tensor, weights: torch.Tensor) -> float:
+    """Total nats of the weighted average of the models' probabilities (`token_mixture_nats`)."""
+    return float(token_mixture_nats(nats, weights).sum())
 
 
 def fit_weights(nats: torch.Tensor, steps: int = 200, tolerance: float = 1e-9) -> torch.Tensor:
