@@ -35,6 +35,7 @@ from junglegpt import baselines, dynamic, mixture  # noqa: E402
 from junglegpt import data as jb  # noqa: E402
 from junglegpt.environment import describe_hardware  # noqa: E402
 from junglegpt.io import atomic_write_json, read_json  # noqa: E402
+from junglegpt.metrics import bits_per_byte  # noqa: E402
 from junglegpt.paths import OutputDirs  # noqa: E402
 from junglegpt.sizes import parse_sizes  # noqa: E402
 
@@ -57,10 +58,6 @@ def n_bytes(tokenizer, ids) -> int:
     return len(tokenizer.decode(ids).encode("utf-8"))
 
 
-def bpb(nats, n: int) -> float:
-    return float(nats.sum()) / 0.6931471805599453 / n
-
-
 def one_size(out: OutputDirs, size: str, tokenizer, ids: dict) -> dict:
     started = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(out.model(size))
@@ -76,7 +73,7 @@ def one_size(out: OutputDirs, size: str, tokenizer, ids: dict) -> dict:
                "zpaq_bpb": baselines.zpaq_bpb(train_bytes, text_bytes)}
         for kind, rate in (("frozen", 0.0), ("learning", lr)):
             tune_nats, nats = (torch.cat(dynamic.token_nats(model, ids[t], eos, rate)).numpy() for t in (tune, split))
-            row[f"network_{kind}_bpb"] = bpb(nats, split_bytes)
+            row[f"network_{kind}_bpb"] = bits_per_byte(float(nats.sum()), split_bytes)
             for label, parts in COMBINATIONS.items():
                 if "network" not in parts and kind == "learning":
                     continue  # the same as frozen: the network takes no part

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .metrics import bits_per_byte
+
 PARTS = ("network", "counts", "match")
 MATCH_BUCKETS = (1, 4, 6, 8, 12, 16, 24, 32)  # match lengths (tokens) where the mixer's context changes
 SURPRISE_BUCKETS = (1.0, 3.0)  # nats the network spent on the previous token: sure / unsure / lost
@@ -225,7 +227,7 @@ class Scored:
 
     def bits_per_byte(self, n_bytes: int, part: str | None = None) -> float:
         nats = self.nats if part is None else self.part_nats[part]
-        return float(nats.sum()) / math.log(2) / n_bytes
+        return bits_per_byte(float(nats.sum()), n_bytes)
 
 
 def softmax(numbers: list[float]) -> list[float]:
