@@ -1,21 +1,29 @@
-"""Bits per byte is a file size: an arithmetic coder driven by a trained model.
+"""Bits per byte is a file size: an arithmetic coder driven by the network mixed with count models.
 
-    python -m junglegpt.compress compress   --model OUT/models/1M book.txt book.jgz [--dynamic-lr 0.03]
+    python -m junglegpt.compress compress   --model OUT/models/1M book.txt book.jgz
     python -m junglegpt.compress decompress --model OUT/models/1M book.jgz book.txt
 
-The text is tokenized and cut into the windows of `junglegpt.dynamic` (a chunk of 128 tokens
-behind up to 127 tokens of context). For each token the model gives a probability to every token
-of the vocabulary; the arithmetic coder spends -log2(p) bits on the one that comes. So the file is
-as long as the model's score of the text says, plus a header. With --dynamic-lr the model takes
-one SGD step on each chunk after coding it, and the decompressor, having decoded the chunk, takes
-the very same step: both sides adapt in lockstep.
+The text is tokenized, and for each token the predictor gives a probability to every token of
+the vocabulary; the arithmetic coder spends -log2(p) bits on the one that comes. So the file is
+as long as the predictor's score of the text says, plus a header. The predictor is notebook 04's
+mixture: the network, learning while it reads, mixed with count models that learn as they read,
+primed on the training text (`junglegpt.mixture`). To be fast it reads the text as `--streams`
+stretches side by side, and the network learns in its output layer only (`junglegpt.streams`);
+the decompressor, having decoded a step, learns exactly as the compressor did: both sides adapt
+in lockstep.
 
-Both sides must compute bit-identical probabilities, so both run on the CPU, in fp32, with one
-thread, token by token with the same key-value cache. The header holds the model's hash, the
-text's length and a CRC-32: a file made with another model is refused, and a damaged or cut
-file is refused, never decoded into garbage. Every header field is checked before decoding (a
-damaged token count would otherwise decode for days before the CRC could say so). Decompressing
-needs the same model and the same torch build (a different BLAS may round differently).
+Everything it needs is found from the model's folder: the tokenizer beside the weights, the
+training text (`train.txt` beside the model, or the run's `data/train.txt`), and the settings
+notebook 04 chose for the held-out book (the run's `results.json`; defaults where 04 has not run).
+`--network-only` codes with the network alone, `--dynamic-lr 0` keeps it frozen.
+
+Both sides must compute bit-identical probabilities, so both run on the CPU, in fp32 (the counts
+and the mixer in float64), with THREADS threads. The header holds the hashes of the model and of the
+priming text, every setting, the text's length and a CRC-32: a file made with another model or
+another priming text is refused, and a damaged or cut file is refused, never decoded into
+garbage. Every header field is checked before decoding (a damaged token count would otherwise
+decode for days before the CRC could say so). Decompressing needs the same model and the same
+torch build (a different BLAS may round differently).
 
 The command never overwrites its input, nor an existing file unless --force, and checks the
 output path before the work; it shows its progress on stderr (--quiet: none). The functions
@@ -25,9 +33,9 @@ output path before the work; it shows its progress on stderr (--quiet: none). Th
 from __future__ import annotations
 
 import argparse
-import bisect
 import contextlib
 import hashlib
+import json
 import math
 import os
 import struct
@@ -38,37 +46,57 @@ import zlib
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
-from . import dynamic
+from . import dynamic, mixture, streams
 from .io import atomic_write_bytes
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"JGPTZ" + bytes([FORMAT_VERSION])
-HEADER = struct.Struct("<6sBB32sQQIdHH")  # the fields of Header, in order
+HEADER = struct.Struct("<6sBBB32s32sQQIdHHHBddd")  # the fields of Header, in order
 
 
 class Header(NamedTuple):
     magic: bytes
-    dynamic: int  # 1 if the model learned while coding (lr > 0)
+    dynamic: int  # 1 if the network learned while coding (lr > 0)
     latin1: int  # 0: the bytes were read as UTF-8; 1: as latin-1 (any bytes, one character each)
+    mixed: int  # 1: the network mixed with count models; 0: the network alone
     model_sha256: bytes  # model_hash of the model folder
+    prime_sha256: bytes  # SHA-256 of the text the counts were primed on (zeros if not mixed)
     n_bytes: int
     n_tokens: int
     crc: int  # CRC-32 of the original bytes
     lr: float
     chunk: int
     context: int
+    streams: int  # stretches of the text read side by side (junglegpt.streams)
+    max_order: int  # the count models' settings (junglegpt.mixture.Settings)
+    discount: float
+    mixer_lr: float
+    share: float
+
+    def settings(self) -> mixture.Settings | None:
+        if not self.mixed:
+            return None
+        return mixture.Settings(max_order=self.max_order, discount=self.discount, mixer_lr=self.mixer_lr,
+                                share=self.share)
 
 
-PRECISION = 16  # probabilities are rounded to counts out of 2**16, each at least 1
+PRECISION = 24  # probabilities are rounded to counts out of about 2**24, each at least 1
+TOP_SHARE = 127  # the likeliest token's count is at most 127 times all the others'
+MAX_TOKEN_P = TOP_SHARE / (TOP_SHARE + 1)  # 1 - 2**-7: its probability, at most
 STATE_BITS = 32
 FULL, HALF, QUARTER = 1 << STATE_BITS, 1 << (STATE_BITS - 1), 1 << (STATE_BITS - 2)
 MASK = FULL - 1
-# Learning while coding: SGD steps, the gradient clipped to norm 1 (dynamic.GRAD_CLIP). Notebook 04
-# picks from 0.003 to 0.1, so 1 leaves room; on the smoke run's 1M, 30 still coded (worse) and 1e6
-# made the predictions NaN at once (which `counts` refuses, rather than code garbage).
+# Learning while coding: SGD steps, the gradient clipped to norm 1 (dynamic.GRAD_CLIP); 1 coded the
+# validation text 3% larger than 0.1 (see DEFAULT_LR), so larger rates are refused.
 MAX_DYNAMIC_LR = 1.0
+# The output layer's SGD rate while coding (junglegpt.streams), chosen as notebook 04 chooses, on
+# text that is not reported: the validation text with the full-profile 1M (0, 0.03, 0.1, 0.3, 1:
+# 0.1 coded it smallest; docs/results.md).
+DEFAULT_LR = 0.1
+MAX_STREAMS = 4096
 
 
 class CompressError(ValueError):
@@ -117,18 +145,28 @@ def load(folder: Path):
     problem = model_folder_problem(folder)
     if problem:
         raise CompressError(problem)
-    model = AutoModelForCausalLM.from_pretrained(folder).float().eval()
-    return model, AutoTokenizer.from_pretrained(folder)
+    from .runs import _quiet_transformers
+
+    with _quiet_transformers():  # no loading bar: the model was checked, and any error still raises
+        model = AutoModelForCausalLM.from_pretrained(folder).float().eval()
+        return model, AutoTokenizer.from_pretrained(folder)
 
 
-def counts(logits: torch.Tensor) -> list[int]:
-    """Cumulative integer frequencies (length vocabulary + 1) from one position's logits."""
-    if not torch.isfinite(logits).all():  # NaN would be coded as garbage counts, found only at the end
+def cumulative(probs: np.ndarray) -> np.ndarray:
+    """(rows, vocabulary + 1) cumulative integer frequencies out of about 2**PRECISION, every token
+    at least 1, from (rows, vocabulary) probabilities."""
+    if not np.isfinite(probs).all():  # NaN would be coded as garbage counts, found only at the end
         raise CompressError("the model's predictions are not a number (NaN or infinite): with --dynamic-lr, "
                             "choose a smaller rate; without it, the model is damaged (train it again)")
-    probs = torch.softmax(logits.double(), dim=-1)
-    freq = (probs * ((1 << PRECISION) - len(probs))).floor().long() + 1
-    return [0, *torch.cumsum(freq, 0).tolist()]
+    freq = np.floor(probs * ((1 << PRECISION) - probs.shape[-1])).astype(np.int64) + 1
+    # no token above MAX_TOKEN_P: every token then costs a little, which bounds how many tokens
+    # a payload can hold (_TokenBounds), and so how long a damaged header can make decoding run
+    rows, top = np.arange(len(freq)), freq.argmax(1)
+    rest = freq.sum(1) - freq[rows, top]
+    freq[rows, top] = np.minimum(freq[rows, top], rest * TOP_SHARE)
+    cum = np.zeros((probs.shape[0], probs.shape[1] + 1), dtype=np.int64)
+    np.cumsum(freq, axis=1, out=cum[:, 1:])
+    return cum
 
 
 class Encoder:
@@ -140,10 +178,10 @@ class Encoder:
         self.bits.extend([bit ^ 1] * self.pending)
         self.pending = 0
 
-    def encode(self, cum: list[int], symbol: int) -> None:
-        total, span = cum[-1], self.high - self.low + 1
-        self.high = self.low + cum[symbol + 1] * span // total - 1
-        self.low = self.low + cum[symbol] * span // total
+    def encode(self, cum, symbol: int) -> None:
+        total, span = int(cum[-1]), self.high - self.low + 1
+        self.high = self.low + int(cum[symbol + 1]) * span // total - 1
+        self.low = self.low + int(cum[symbol]) * span // total
         while ((self.low ^ self.high) & HALF) == 0:
             self._emit(self.low >> (STATE_BITS - 1))
             self.low, self.high = (self.low << 1) & MASK, ((self.high << 1) & MASK) | 1
@@ -176,12 +214,12 @@ class Decoder:
                                       "so nothing was written")
         return (self.data[byte] >> (7 - offset)) & 1 if byte < len(self.data) else 0
 
-    def decode(self, cum: list[int]) -> int:
-        total, span = cum[-1], self.high - self.low + 1
+    def decode(self, cum) -> int:
+        total, span = int(cum[-1]), self.high - self.low + 1
         value = ((self.code - self.low + 1) * total - 1) // span
-        symbol = bisect.bisect_right(cum, value) - 1
-        self.high = self.low + cum[symbol + 1] * span // total - 1
-        self.low = self.low + cum[symbol] * span // total
+        symbol = int(np.searchsorted(cum, value, side="right")) - 1
+        self.high = self.low + int(cum[symbol + 1]) * span // total - 1
+        self.low = self.low + int(cum[symbol]) * span // total
         while ((self.low ^ self.high) & HALF) == 0:
             self.code = ((self.code << 1) & MASK) | self._bit()
             self.low, self.high = (self.low << 1) & MASK, ((self.high << 1) & MASK) | 1
@@ -192,12 +230,18 @@ class Decoder:
         return symbol
 
 
+# Both sides compute with this many threads, whatever the machine has: a different thread count
+# can round matrix sums differently. One: the steps are too small for a second thread to pay
+# (two made coding the held-out book 40% slower on a 2-core Xeon).
+THREADS = 1
+
+
 @contextlib.contextmanager
-def _one_thread():
-    """Both sides compute with one thread: a different thread count can round matrix sums differently.
-    (Also quiet: transformers warns about a cache argument that the platforms' older versions need.)"""
+def _fixed_threads():
+    """THREADS threads while coding. (Also quiet: transformers warns about a cache argument that
+    the platforms' older versions need.)"""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -216,27 +260,20 @@ def _progress_bar(n_tokens: int, label: str, shown: bool):
                 mininterval=0.1 if interactive else 30, dynamic_ncols=interactive)
 
 
-def _code(model, start_id: int, n_tokens: int, lr: float, step, bar=None) -> list[int]:
-    """The loop both sides share: for each window, prefill the start token and the context, then
-    each token of the chunk in turn; `step(cum, position)` codes (or decodes) that position's token
-    and returns it. After a chunk, with lr > 0, one SGD step on it (`dynamic.learn_step`)."""
-    learner, optimizer = dynamic.learner_for(model, lr, "cpu")
-    ids: list[int] = []
-    for window in dynamic.windows(n_tokens):
-        prefix = torch.tensor([[start_id, *ids[window.left : window.start]]])
-        with torch.no_grad():
-            out = learner(input_ids=prefix, use_cache=True)
-            for position in range(window.start, window.end):
-                ids.append(step(counts(out.logits[0, -1]), position))
-                if position + 1 < window.end:
-                    out = learner(input_ids=torch.tensor([[ids[-1]]]), past_key_values=out.past_key_values,
-                                  use_cache=True)
-        if lr > 0:
-            x = dynamic.window_input(torch.tensor(ids), window, start_id)
-            dynamic.learn_step(learner, optimizer, dynamic.chunk_nll(learner, x, window.end - window.start))
+def _code(model, start_id: int, header: Header, prime_ids: list[int], step, bar=None) -> list[int]:
+    """The loop both sides share (junglegpt.streams.Predictor): `step(cum, stream)` codes (or decodes)
+    a stream's next token from its cumulative frequencies and returns it."""
+    layout = streams.Layout(header.n_tokens, header.streams, -(-header.n_tokens // header.streams))
+    predictor = streams.Predictor(model, start_id, layout, header.lr, header.settings(), prime_ids)
+
+    def code(probs, active):
+        cum = cumulative(probs)
+        tokens = [step(row, s) for row, s in zip(cum, active, strict=True)]
         if bar is not None:
-            bar.update(window.end - window.start)
-    return ids
+            bar.update(len(tokens))
+        return tokens
+
+    return predictor.run(code)
 
 
 def _as_text(data: bytes, tokenizer) -> tuple[str, int]:
@@ -261,17 +298,17 @@ class _TokenBounds:
       UTF-8 form, which is the file's bytes (UTF-8) or at most twice as many (latin-1: a byte
       from 0x80 up is two bytes in UTF-8), plus any tokens it adds to every text.
     - Bytes per token: at most the longest token's text (a lone byte decodes to U+FFFD, three).
-    - Tokens per payload bit: every other token of the vocabulary has a count of at least 1 out of
-      at most 2**16, so even the likeliest token costs -log2(1 - (V - 1) / 2**16) bits, less the
-      integer rounding (the interval is at least 2**30 wide, so at most a factor 1 + 2**-14); and
-      the encoder writes at least as many bits as the tokens cost, less 2. (A very likely token
-      costs far under a bit, so this bound is loose: the byte length is what holds the count.)"""
+    - Tokens per payload bit: no token gets more than MAX_TOKEN_P of the interval (`cumulative`), and
+      integer rounding widens a symbol's interval by less than one unit of one at least 2**30 wide,
+      so every token costs at least -log2(MAX_TOKEN_P + 2**-30) bits; the encoder writes at least
+      as many bits as the tokens cost, less 2. (A loose bound, about 700 tokens a payload byte;
+      the byte length is what holds the count, and this catches a header whose token count and
+      byte length were both damaged.)"""
 
     def __init__(self, model, tokenizer):
         self.added = len(tokenizer.encode("", verbose=False))
         self.max_token_bytes = max(len(tokenizer.decode([i]).encode("utf-8")) for i in range(len(tokenizer)))
-        vocabulary = model.config.vocab_size
-        self.min_bits_per_token = -math.log2(1 - (vocabulary - 1) / (1 << PRECISION)) - math.log2(1 + 2**-14)
+        self.min_bits_per_token = -math.log2(MAX_TOKEN_P + 2**-30)
 
     def max_tokens_for_bytes(self, n_bytes: int, latin1: int) -> int:
         return (2 if latin1 else 1) * n_bytes + self.added
@@ -295,27 +332,79 @@ class _TokenBounds:
         return None
 
 
-def compress(data: bytes, folder: Path, lr: float = 0.0, progress: bool = False) -> bytes:
-    """The compressed file of `data`; with `progress`, a bar on stderr."""
+def run_folder(folder: Path) -> Path | None:
+    """OUT for a model saved in OUT/models/... (a size, or e.g. models/finetuned/gpt2), else None."""
+    return next((p.parent for p in Path(folder).resolve().parents if p.name == "models"), None)
+
+
+def prime_path(folder: Path) -> Path | None:
+    """The training text the counts are primed on: `train.txt` beside the model, or the run's
+    `data/train.txt`; None if neither is there."""
+    run = run_folder(folder)
+    for path in (Path(folder) / "train.txt", *([run / "data" / "train.txt"] if run else [])):
+        if path.is_file():
+            return path
+    return None
+
+
+def chosen_settings(folder: Path) -> mixture.Settings:
+    """The mixture's settings notebook 04 chose for the held-out book (on the validation text, which
+    is never reported), from the run's results.json; mixture.Settings() where 04 has not run."""
+    try:
+        results = json.loads((run_folder(folder) / "results.json").read_text(encoding="utf-8"))
+        row = next(r for r in results["mixture"] if (r["text"], r["network"]) == ("heldout", "dynamic"))
+        return mixture.Settings(**row["parts"]["settings"])
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return mixture.Settings()
+
+
+def _prime(folder: Path, prime: Path | None, tokenizer) -> tuple[list[int], bytes]:
+    """The priming text's token ids and its SHA-256."""
+    path = prime or prime_path(folder)
+    if path is None:
+        raise CompressError(f"no training text to prime the count models on: neither {Path(folder) / 'train.txt'} "
+                            f"nor the run's data/train.txt exists; give one with --prime, or code with the "
+                            "network alone (--network-only)")
+    data = Path(path).read_bytes()
+    return tokenizer.encode(data.decode("utf-8", errors="replace"), verbose=False), hashlib.sha256(data).digest()
+
+
+def compress(data: bytes, folder: Path, lr: float | None = None, progress: bool = False, mixed: bool = True,
+             settings: mixture.Settings | None = None, prime: Path | None = None,
+             n_streams: int = streams.STREAMS) -> bytes:
+    """The compressed file of `data`; with `progress`, a bar on stderr. `lr` defaults to DEFAULT_LR,
+    `settings` to what notebook 04 chose (`chosen_settings`); `mixed=False`: the network alone."""
+    lr = DEFAULT_LR if lr is None else lr
+    settings = (settings or chosen_settings(folder)) if mixed else None
     problem = learning_rate_problem(lr)
     if problem:
         raise CompressError(f"learning rate {lr!r}: {problem}")
+    if not (isinstance(n_streams, int) and 1 <= n_streams <= MAX_STREAMS):
+        raise CompressError(f"streams {n_streams!r}: choose a whole number from 1 to {MAX_STREAMS}")
     model, tokenizer = load(folder)
+    prime_ids, prime_sha = _prime(folder, prime, tokenizer) if mixed else ([], bytes(32))
     text, latin1 = _as_text(data, tokenizer)
     ids = tokenizer.encode(text, verbose=False)
-    header = Header(MAGIC, int(lr > 0), latin1, model_hash(folder), len(data), len(ids), zlib.crc32(data),
-                    float(lr), dynamic.CHUNK, dynamic.CONTEXT)
+    layout = streams.Layout.for_text(len(ids), n_streams)
+    s = settings or mixture.Settings()
+    header = Header(MAGIC, int(lr > 0), latin1, int(mixed), model_hash(folder), prime_sha, len(data), len(ids),
+                    zlib.crc32(data), float(lr), dynamic.CHUNK, dynamic.CONTEXT, layout.streams, s.max_order,
+                    s.discount, s.mixer_lr, s.share)
     if len(ids) > _TokenBounds(model, tokenizer).max_tokens_for_bytes(len(data), latin1):
         raise CompressError(f"this tokenizer gives {len(ids):,} tokens for {len(data):,} bytes, more than the "
                             "decompressor accepts: the compressor needs a byte-level tokenizer like notebook 02's")
     encoder = Encoder()
+    by_stream = layout.stream_ids(ids)
+    done = [0] * layout.streams
 
-    def code(cum, position):
-        encoder.encode(cum, ids[position])
-        return ids[position]
+    def code(cum, stream):
+        token = by_stream[stream][done[stream]]
+        done[stream] += 1
+        encoder.encode(cum, token)
+        return token
 
-    with _one_thread(), _progress_bar(len(ids), "compressing", progress) as bar:
-        _code(model, tokenizer.eos_token_id, len(ids), lr, code, bar)
+    with _fixed_threads(), _progress_bar(len(ids), "compressing", progress) as bar:
+        _code(model, tokenizer.eos_token_id, header, prime_ids, code, bar)
     return HEADER.pack(*header) + encoder.finish()
 
 
@@ -333,8 +422,9 @@ def read_header(blob: bytes) -> Header:
                                       f"version uses {ours}: made by another version of junglegpt.compress, or "
                                       "damaged")
     damaged = "its header is damaged (nothing was decoded or written): "
-    if header.dynamic not in (0, 1):
-        raise CompressedFileError(f"{damaged}the dynamic flag is {header.dynamic} (0 or 1 expected)")
+    for name in ("dynamic", "mixed"):
+        if getattr(header, name) not in (0, 1):
+            raise CompressedFileError(f"{damaged}the {name} flag is {getattr(header, name)} (0 or 1 expected)")
     if header.latin1 not in (0, 1):
         raise CompressedFileError(f"{damaged}the text encoding flag is {header.latin1} "
                                   "(0: UTF-8 or 1: latin-1 expected)")
@@ -344,10 +434,19 @@ def read_header(blob: bytes) -> Header:
     if header.dynamic != int(header.lr > 0):
         raise CompressedFileError(f"{damaged}the dynamic flag ({header.dynamic}) disagrees with the learning "
                                   f"rate ({header.lr!r})")
+    if not 1 <= header.streams <= min(MAX_STREAMS, max(1, header.n_tokens)) or \
+            header.n_tokens and -(-header.n_tokens // -(-header.n_tokens // header.streams)) != header.streams:
+        raise CompressedFileError(f"{damaged}{header.streams:,} streams cannot hold {header.n_tokens:,} tokens "
+                                  "the way the compressor cuts them")
+    try:
+        mixture.Settings(max_order=header.max_order, discount=header.discount, mixer_lr=header.mixer_lr,
+                         share=header.share)
+    except ValueError as err:
+        raise CompressedFileError(f"{damaged}{err}") from None
     return header
 
 
-def decompress(blob: bytes, folder: Path, progress: bool = False) -> bytes:
+def decompress(blob: bytes, folder: Path, progress: bool = False, prime: Path | None = None) -> bytes:
     """The bytes that `blob` was compressed from; with `progress`, a bar on stderr."""
     header = read_header(blob)
     problem = model_folder_problem(folder)
@@ -358,14 +457,20 @@ def decompress(blob: bytes, folder: Path, progress: bool = False) -> bytes:
                                   f"{header.model_sha256.hex()[:12]}), not {folder} (hash "
                                   f"{model_hash(folder).hex()[:12]}): give that model with --model")
     model, tokenizer = load(folder)
+    prime_ids = []
+    if header.mixed:
+        prime_ids, prime_sha = _prime(folder, prime, tokenizer)
+        if prime_sha != header.prime_sha256:
+            raise CompressedFileError(f"this file's count models were primed on another text (hash "
+                                      f"{header.prime_sha256.hex()[:12]}) than {prime or prime_path(folder)} (hash "
+                                      f"{prime_sha.hex()[:12]}): give the training text it was made with (--prime)")
     payload = blob[HEADER.size :]
     problem = _TokenBounds(model, tokenizer).problem(header, len(payload))
     if problem:
         raise CompressedFileError(f"its header is damaged (nothing was decoded or written): {problem}")
     decoder = Decoder(payload)
-    with _one_thread(), _progress_bar(header.n_tokens, "decompressing", progress) as bar:
-        ids = _code(model, tokenizer.eos_token_id, header.n_tokens, header.lr,
-                    lambda cum, position: decoder.decode(cum), bar)
+    with _fixed_threads(), _progress_bar(header.n_tokens, "decompressing", progress) as bar:
+        ids = _code(model, tokenizer.eos_token_id, header, prime_ids, lambda cum, stream: decoder.decode(cum), bar)
     text = tokenizer.decode(ids)
     data = text.encode("latin-1" if header.latin1 else "utf-8", errors="replace")
     if len(data) != header.n_bytes or zlib.crc32(data) != header.crc:
@@ -422,14 +527,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = _OneLineParser(prog="python -m junglegpt.compress", description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=("compress", "decompress"))
     parser.add_argument("--model", required=True, type=Path, help="a trained model's folder, e.g. OUT/models/1M")
-    parser.add_argument("--dynamic-lr", type=_learning_rate_argument, default=0.0,
-                        help=f"compress: learn from each chunk after coding it, with SGD at this rate, from 0 "
-                             f"(static, the default) to {MAX_DYNAMIC_LR:g}")
+    parser.add_argument("--dynamic-lr", type=_learning_rate_argument, default=None,
+                        help=f"compress: the SGD rate of the network's output layer, learning from each token after "
+                             f"coding it, from 0 (frozen) to {MAX_DYNAMIC_LR:g} (default {DEFAULT_LR:g})")
+    parser.add_argument("--network-only", action="store_true",
+                        help="compress: the network alone, without the count models")
+    parser.add_argument("--prime", type=Path, default=None,
+                        help="the training text the count models read first (default: train.txt beside the model, "
+                             "or the run's data/train.txt)")
+    parser.add_argument("--streams", type=int, default=streams.STREAMS,
+                        help=f"compress: stretches of the text read side by side (default {streams.STREAMS}; "
+                             "fewer is slower and a little smaller)")
     parser.add_argument("--force", action="store_true", help="replace the output file if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     parser.add_argument("input", type=Path)
     parser.add_argument("output", type=Path)
     args = parser.parse_args(argv)
+    if not 1 <= args.streams <= MAX_STREAMS:
+        parser.error(f"--streams {args.streams}: choose a whole number from 1 to {MAX_STREAMS}")
+    if args.prime is not None and input_problem(args.prime):
+        parser.error(f"--prime: {input_problem(args.prime)}")
     for check in (lambda: model_folder_problem(args.model), lambda: input_problem(args.input),
                   lambda: output_problem(args.input, args.output, args.force, args.action)):
         problem = check()  # in turn: the output is compared with an input that exists
@@ -447,8 +564,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         data = args.input.read_bytes()
-        result = (compress(data, args.model, args.dynamic_lr, progress=not args.quiet) if args.action == "compress"
-                  else decompress(data, args.model, progress=not args.quiet))
+        result = (compress(data, args.model, args.dynamic_lr, progress=not args.quiet, mixed=not args.network_only,
+                           prime=args.prime, n_streams=args.streams) if args.action == "compress"
+                  else decompress(data, args.model, progress=not args.quiet, prime=args.prime))
         atomic_write_bytes(args.output, result)
     except CompressError as err:
         print(f"error: {args.input}: {err}", file=sys.stderr)

@@ -5,12 +5,14 @@ nothing is written. These use a tiny random GPT-2 (a second to build), not the s
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
+from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
 
 from junglegpt import compress
 from junglegpt.compress import CompressedFileError, CompressError
@@ -28,6 +30,7 @@ def tiny_model(tmp_path_factory):
     coder's safety needs)."""
     folder = tmp_path_factory.mktemp("tiny") / "model"
     save_tiny_gpt2(folder, TEXT, vocab_size=320, context=256)
+    (folder / "train.txt").write_text(TEXT[::-1], encoding="utf-8")  # what the count models read first
     return folder
 
 
@@ -155,7 +158,16 @@ def test_the_python_function_refuses_the_same_rates(tiny_model, lr):
 
 def test_predictions_that_are_not_numbers_are_named_not_coded():
     with pytest.raises(CompressError, match="not a number"):
-        compress.counts(torch.tensor([0.0, math.nan, 1.0]))
+        compress.cumulative(np.array([[0.5, 0.5, 0.0], [0.0, math.nan, 1.0]]))
+
+
+def test_every_token_keeps_a_count_and_the_counts_fit_the_coder():
+    probs = np.array([[1.0, 0.0, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]])
+    cum = compress.cumulative(probs)
+    assert (np.diff(cum, axis=1) >= 1).all() and (cum[:, -1] <= 1 << compress.PRECISION).all()
+    shares = np.diff(cum, axis=1) / cum[:, -1:]
+    assert shares.max() <= compress.MAX_TOKEN_P  # a sure token still costs a little (_TokenBounds)
+    assert shares[1] == pytest.approx([0.25] * 4, abs=1e-6)
 
 
 # The model folder -----------------------------------------------------------------------------------
@@ -203,13 +215,13 @@ def _damaged(blob: bytes, **fields) -> bytes:
     ({"magic": b"JGPTZ\x09"}, "version 9"),
     ({"magic": b"PK\x03\x04\x00\x00"}, "not a file made by"),
     ({"dynamic": 2}, "dynamic flag"),
-    ({"dynamic": 1}, "dynamic flag"),  # a static file (lr 0) that says it learned
+    ({"dynamic": 0}, "dynamic flag"),  # a file that learned (lr 0.1) and says it did not
     ({"latin1": 7}, "text encoding flag"),
     ({"model_sha256": bytes(32)}, "compressed with another model"),
     ({"n_bytes": 2**40}, "byte length"),
     ({"n_tokens": 2**40}, "token count"),
     ({"n_tokens": 2**40, "n_bytes": 2**40}, "token count"),
-    ({"n_tokens": 0}, "token count"),
+    ({"n_tokens": 0}, "token count|streams cannot hold 0 tokens"),
     ({"n_bytes": 3}, "token count"),
     ({"lr": math.nan}, "learning rate"),
     ({"lr": math.inf}, "learning rate"),
@@ -217,6 +229,14 @@ def _damaged(blob: bytes, **fields) -> bytes:
     ({"lr": 1e6}, "learning rate"),
     ({"chunk": 64}, "chunk"),
     ({"context": 5}, "context"),
+    ({"mixed": 3}, "mixed flag"),
+    ({"streams": 0}, "streams"),
+    ({"streams": 5000}, "streams"),
+    ({"discount": 0.0}, "discount"),
+    ({"max_order": 99}, "max_order"),
+    ({"share": 1.0}, "share"),
+    ({"mixer_lr": math.nan}, "mixer_lr"),
+    ({"prime_sha256": bytes(32)}, "primed on another text"),
 ])
 def test_a_damaged_header_field_is_named_before_any_decoding(tiny_model, packed_text, monkeypatch, fields, expected):
     def no_decoding(*args, **kwargs):
@@ -237,8 +257,8 @@ def test_a_payload_that_ends_too_soon_is_refused_as_soon_as_it_runs_out(tiny_mod
     blob = compress.compress(TEXT.encode() * 4, tiny_model)
     cut = blob[: compress.HEADER.size + 40]
     tokens_decoded = []
-    real_counts = compress.counts
-    monkeypatch.setattr(compress, "counts", lambda logits: tokens_decoded.append(1) or real_counts(logits))
+    real_cumulative = compress.cumulative
+    monkeypatch.setattr(compress, "cumulative", lambda probs: tokens_decoded.extend(probs) or real_cumulative(probs))
     with pytest.raises(CompressedFileError, match="cut short"):
         compress.decompress(cut, tiny_model)
     n_tokens = compress.Header(*compress.HEADER.unpack_from(blob)).n_tokens
@@ -272,3 +292,63 @@ def test_the_command_shows_progress_on_stderr_and_the_functions_stay_quiet(tiny_
                           str(tmp_path / "back.txt")]) == 0
     assert capsys.readouterr().err == ""
     assert os.path.getsize(tmp_path / "back.txt") == len(TEXT.encode())
+
+
+# The count models' priming text ------------------------------------------------------------------
+
+
+def _model_without_training_text(tiny_model, tmp_path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for path in tiny_model.iterdir():
+        if path.name != "train.txt":
+            (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def test_no_training_text_is_one_line_saying_what_to_give(tiny_model, tmp_path, capsys):
+    folder = _model_without_training_text(tiny_model, tmp_path)
+    source = tmp_path / "in.txt"
+    source.write_bytes(TEXT.encode())
+    err = _refused(["compress", "--model", folder, source, tmp_path / "out"], capsys, status=1)
+    assert "--prime" in err and "--network-only" in err
+    assert not (tmp_path / "out").exists()
+    assert _run(["compress", "--network-only", "--model", folder, source, tmp_path / "out"], capsys)[0] == 0
+    assert _run(["compress", "--prime", tiny_model / "train.txt", "--model", folder, source, tmp_path / "o2"],
+                capsys)[0] == 0
+    assert _run(["decompress", "--prime", tiny_model / "train.txt", "--model", folder, tmp_path / "o2",
+                 tmp_path / "back.txt"], capsys)[0] == 0
+    assert (tmp_path / "back.txt").read_bytes() == TEXT.encode()
+
+
+def test_a_file_primed_on_another_text_is_refused_before_decoding(tiny_model, packed_text, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text(TEXT, encoding="utf-8")
+    with pytest.raises(CompressedFileError, match="primed on another text"):
+        compress.decompress(packed_text, tiny_model, prime=other)
+
+
+@pytest.mark.parametrize("streams", [1, 3])
+@pytest.mark.parametrize("mixed", [True, False])
+def test_round_trips_in_any_number_of_streams_with_or_without_counts(tiny_model, streams, mixed):
+    data = (TEXT * 3).encode()
+    blob = compress.compress(data, tiny_model, mixed=mixed, n_streams=streams)
+    header = compress.read_header(blob)
+    assert (header.streams, header.mixed) == (streams, int(mixed))
+    assert compress.decompress(blob, tiny_model) == data
+
+
+def test_the_settings_are_those_notebook_04_chose_for_the_held_out_book(tiny_model, tmp_path):
+    run = tmp_path / "out"
+    folder = run / "models" / "1M"
+    folder.mkdir(parents=True)
+    for path in tiny_model.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    assert compress.chosen_settings(folder) == compress.mixture.Settings()  # 04 has not run
+    chosen = {"max_order": 3, "discount": 0.65, "min_match": 3, "mixer_lr": 0.1, "share": 0.002, "contexts": False}
+    rows = [{"text": "val", "network": "dynamic", "parts": {"settings": {**chosen, "discount": 0.5}}},
+            {"text": "heldout", "network": "dynamic", "parts": {"settings": chosen}}]
+    (run / "results.json").write_text(json.dumps({"mixture": rows}), encoding="utf-8")
+    assert compress.chosen_settings(folder) == compress.mixture.Settings(**chosen)
+    header = compress.read_header(compress.compress(TEXT.encode(), folder))
+    assert (header.max_order, header.discount) == (3, 0.65)
