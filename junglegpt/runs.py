@@ -96,13 +96,16 @@ def _quiet_transformers():
     """transformers' loading reports and warnings silenced: the caller says what went wrong in one line."""
     from transformers.utils import logging as hf_logging
 
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # in a notebook its bar is a widget, which no redirect catches
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             yield
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def tokenizer_problem(folder: Path) -> str | None:

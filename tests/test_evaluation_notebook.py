@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
+from junglegpt import mixture
 from junglegpt.sizes import SIZES
 
 from .helpers import copy_inputs, executed_text, run_notebook
@@ -24,6 +26,39 @@ def test_results_json_has_every_size_and_every_baseline(smoke_run):
     assert {"byte unigram", "Kneser-Ney 3-gram", "gzip", "bz2", "lzma"} <= names
     assert {s["size"] for s in results["samples"]} == set(SIZES)
     assert all(s["text"].startswith(s["prompt"]) for s in results["samples"])
+
+
+def test_the_mixture_is_recorded_for_both_texts_and_never_far_worse_than_the_network(smoke_run):
+    """results.json's "mixture": both texts, the network frozen and learning; settings from the rule's
+    grid; and the fixed-share bound (junglegpt.mixture): never worse than the network alone by more
+    than ln(4) nats plus ln(1 / (1 - share)) per token, here in bits per byte of the scored text."""
+    out, _ = smoke_run
+    results = json.loads(out.results_json.read_text())
+    rows = results["mixture"]
+    assert sorted((r["text"], r["network"]) for r in rows) == [
+        ("heldout", "dynamic"), ("heldout", "static"), ("val", "dynamic"), ("val", "static")]
+    grid = [s.__dict__ for s in mixture.GRID]
+    for row in rows:
+        assert row["parts"]["settings"] in grid and row["parts"]["counts_settings"] in grid
+        n_tokens, n_bytes = row["tokens"], row["bytes"]
+        share = row["parts"]["settings"]["share"]
+        overhead_bits = (math.log(4) + n_tokens * -math.log(1 - share)) / math.log(2)
+        assert row["bpb"] <= row["parts"]["network_bpb"] + overhead_bits / n_bytes + 1e-9
+        assert math.isfinite(row["parts"]["counts_and_match_bpb"])
+
+
+def test_the_real_files_say_which_compressors_read_the_training_text(smoke_run):
+    """04's real files: every classical compressor alone and primed, our model alone and as the
+    mixture (both read the training text, through weights and counts); reading it first helps PPMd."""
+    out, _ = smoke_run
+    rows = json.loads(out.results_json.read_text())["file_sizes"]["rows"]
+    size = {(r["compressor"], r["read the training text"]): r["bytes"] for r in rows}
+    classical = {name for name, _ in size if not name.startswith("GPT-2")}
+    assert {"gzip -9", "bz2 -9", "xz -9e"} <= classical
+    assert all((name, read) in size for name in classical for read in ("no", "yes"))
+    ppmd = next(name for name in classical if name.startswith("PPMd"))
+    assert size[(ppmd, "yes")] < size[(ppmd, "no")]
+    assert {("GPT-2 1M, alone, frozen", "yes"), ("GPT-2 1M, mixture, learning", "yes")} <= set(size)
 
 
 def test_at_least_six_figures(smoke_run):
