@@ -232,6 +232,9 @@ def papermill_command(notebook: Path, executed: Path, parameters: dict, cwd: Pat
 # runner can stop them, whichever thread started them.
 _running: set[subprocess.Popen] = set()
 _running_lock = threading.Lock()
+# Set once the runner is stopping: a worker thread that reaches its papermill only after Ctrl-C
+# (it was between being scheduled and starting it) must not start one that nobody will stop.
+_stopping = threading.Event()
 STOP_GRACE_S = 5.0  # how long papermill gets to shut its kernel down before it is killed
 
 
@@ -239,6 +242,7 @@ def stop_running_jobs() -> None:
     """Stop every papermill still running: SIGINT first, so that it shuts its kernel down as on Ctrl-C
     in a terminal, then SIGKILL for one that has not ended within STOP_GRACE_S."""
     with _running_lock:
+        _stopping.set()
         procs = list(_running)
     for proc in procs:
         with contextlib.suppress(ProcessLookupError):
@@ -300,9 +304,11 @@ def run_job(job: Job) -> tuple[bool, float, str]:
     kernel_files = tempfile.mkdtemp(prefix="junglegpt-kernel-")  # 0700: this user's only
     start, proc = time.perf_counter(), None
     try:
-        proc = subprocess.Popen(cmd, env={**os.environ, **job.env, KERNEL_FILES_ENV: kernel_files}, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        with _running_lock:
+        with _running_lock:  # started and recorded in one step, so that a stop cannot fall between them
+            if _stopping.is_set():
+                return False, 0.0, "not started: the run was interrupted"
+            proc = subprocess.Popen(cmd, env={**os.environ, **job.env, KERNEL_FILES_ENV: kernel_files},
+                                    text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             _running.add(proc)
         try:
             stdout, _ = proc.communicate()
@@ -450,6 +456,7 @@ def run_in_order(jobs: list[Job], out: OutputDirs, force: bool, gpus: int, finis
                  parallel: int | None = None) -> None:
     """Run the jobs in series order; the sizes of notebook 03 as one group, `parallel` at a time
     (default: one per GPU, or one on a CPU), spread over the GPUs."""
+    _stopping.clear()  # a new run (in tests, the same process runs several)
     i = 0
     while i < len(jobs):
         job = jobs[i]
@@ -463,20 +470,23 @@ def run_in_order(jobs: list[Job], out: OutputDirs, force: bool, gpus: int, finis
                 else:
                     todo.append(j)
             workers = parallel or max(1, gpus)
-            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-                futures = {}
-                try:
-                    for k, j in enumerate(todo):
-                        if gpus > 1:
-                            j.env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
-                        futures[pool.submit(announce_and_run, j)] = j
-                    for fut in concurrent.futures.as_completed(futures):
-                        finish(futures[fut], *fut.result())
-                except BaseException:  # Ctrl-C reaches this thread only: stop the sizes training in the others
-                    for fut in futures:
-                        fut.cancel()
-                    stop_running_jobs()
-                    raise
+            try:
+                with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                    futures = {}
+                    try:
+                        for k, j in enumerate(todo):
+                            if gpus > 1:
+                                j.env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
+                            futures[pool.submit(announce_and_run, j)] = j
+                        for fut in concurrent.futures.as_completed(futures):
+                            finish(futures[fut], *fut.result())
+                    except BaseException:  # Ctrl-C reaches this thread only: stop the sizes in the others
+                        for fut in futures:
+                            fut.cancel()
+                        stop_running_jobs()
+                        raise
+            finally:  # every worker has ended: a later run in this process may start papermills again
+                _stopping.clear()
             if failed:
                 break  # the notebooks after this group need every size it trains
             continue

@@ -314,3 +314,44 @@ def test_ctrl_c_while_sizes_train_side_by_side_stops_them_all(tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         run_all.run_in_order(jobs, out, force=True, gpus=0, finish=finish, skip=None, failed=[], parallel=2)
     assert stopped == [signal.SIGINT] and time.monotonic() - started < 10
+
+
+def test_ctrl_c_before_a_size_has_started_its_papermill_starts_none(tmp_path, monkeypatch):
+    """The race CI met: Ctrl-C lands while the second size's worker is scheduled but has not yet
+    started its papermill. The stop finds nothing to stop; the worker must then not start one
+    that nobody would stop (before the fix, it trained until the fake's 30 s ran out)."""
+    import threading
+
+    stop_called, started = threading.Event(), []
+    real_stop, real_command = run_all.stop_running_jobs, run_all.papermill_command
+
+    def stop():
+        real_stop()
+        stop_called.set()
+
+    def command(notebook, executed, parameters):
+        if parameters.get("model_size") == "3M":  # held back until Ctrl-C has been handled
+            assert stop_called.wait(10)
+        return real_command(notebook, executed, parameters)
+
+    class Papermill:
+        def __init__(self, cmd, **kwargs):
+            started.append(cmd)
+            self.pid, self.returncode = -len(started), 0
+
+        def communicate(self):
+            return "", None
+
+    monkeypatch.setattr(run_all, "stop_running_jobs", stop)
+    monkeypatch.setattr(run_all, "papermill_command", command)
+    monkeypatch.setattr(run_all.subprocess, "Popen", Papermill)
+    out = OutputDirs(tmp_path / "out")
+    jobs = [j for j in run_all.plan(out, "smoke", ["1M", "3M"]) if j.notebook == "03_train"]
+
+    def finish(job, *result):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_all.run_in_order(jobs, out, force=True, gpus=0, finish=finish, skip=None, failed=[], parallel=2)
+    assert len(started) == 1, "a papermill was started after Ctrl-C"
+    assert not run_all._stopping.is_set(), "the next run in this process could start nothing"
