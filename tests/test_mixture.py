@@ -151,3 +151,27 @@ def test_settings_out_of_range_are_refused_by_name():
         mixture.score(PRIME, TEXT, [0.1] * 3, SETTINGS, VOCAB)
     with pytest.raises(ValueError, match="unknown parts"):
         mixture.score(PRIME, TEXT, None, SETTINGS, VOCAB, parts=("counts", "zpaq"))
+
+
+def test_a_primed_copy_is_reused_but_never_carries_one_scores_learning_into_the_next():
+    """Priming is done once per text and copied: each score must still start from the priming
+    text alone, with its own discount, exactly as if it had primed itself."""
+    rng = random.Random(7)
+    prime = [rng.randrange(40) for _ in range(600)]
+    ids = [rng.randrange(40) for _ in range(200)]
+    nats = np.full(len(ids), math.log(40))
+    mixture._PRIMED.clear()
+    by_discount = {}
+    for discount in (0.5, 0.8, 0.5):
+        settings = mixture.Settings(discount=discount)
+        scored = mixture.score(prime, ids, nats, settings, vocab_size=40)
+        mixture._PRIMED.clear()  # primed afresh: what the copy must equal
+        fresh = mixture.score(prime, ids, nats, settings, vocab_size=40)
+        assert np.array_equal(scored.nats, fresh.nats)
+        by_discount.setdefault(discount, scored.nats)
+        assert np.array_equal(by_discount[discount], scored.nats)
+    assert not np.array_equal(by_discount[0.5], by_discount[0.8])
+    settings = mixture.Settings(discount=0.8)
+    counts, _ = mixture.primed(prime, 40, settings)
+    assert counts.discount == 0.8
+    assert counts.tables == mixture.TokenCounts(40, settings.max_order, 0.8).prime(prime).tables
