@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
@@ -170,7 +172,8 @@ def test_step_budget_is_measured_once_and_kept_for_a_resumed_run(tmp_path):
                     time_budget_s=5)
     saved = tmp_path / "training" / "step_budget.json"
     budget = training.measure_step_budget(model, torch.randint(0, 64, (4, 16)), settings, [100, 30], None, saved)
-    assert budget["max_steps"] == training.steps_for_budget(5, budget["step_s"], budget["eval_s"])
+    assert budget["max_steps"] == training.steps_for_budget(5 - budget["measure_s"], budget["step_s"],
+                                                            budget["eval_s"])
     assert training.read_json(saved) == budget
     training.atomic_write_json(saved, dict(budget, max_steps=7))  # as an interrupted run left it
     assert training.measure_step_budget(model, torch.randint(0, 64, (4, 16)), settings, [100], None, saved)[
@@ -296,6 +299,11 @@ def test_evaluations_and_stops_come_when_they_should():
     assert training.stop_reason(250, s, dict(state, evals_without_improvement=10)).startswith("early stopping")
     assert not training.out_of_time(dict(s, time_budget_s=None), 1e9)
     assert training.out_of_time(dict(s, time_budget_s=60), 60.5)
+    # where timing the step took 10 s of the minute, the loop has 50 s left
+    measured = training.with_step_count(dict(s, time_budget_s=60), 100, measure_s=10.0)
+    assert measured["train_budget_s"] == 50.0
+    assert training.out_of_time(measured, 50.5) and not training.out_of_time(measured, 49.5)
+    assert "train_budget_s" not in training.with_step_count(dict(s, time_budget_s=None), 100, 10.0)
 
 
 def test_the_training_score_samples_the_whole_text_in_whole_windows():
@@ -380,3 +388,38 @@ def test_torch_gets_a_thread_per_physical_core_unless_omp_num_threads_says_other
         assert training.use_physical_cores() == "1 thread (OMP_NUM_THREADS=1)" and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_measuring_the_step_is_paid_from_the_budget(tmp_path, monkeypatch):
+    """The quick profile's minute covers timing the step too: a slow measurement (a big size on a
+    CPU) leaves fewer steps, instead of the notebook running that much past its minute."""
+    def slow_timing(model, batch, autocast_dtype, grad_clip):
+        time.sleep(1.0)
+        return 0.1, 0.01
+
+    monkeypatch.setattr(training, "time_step_and_evaluation", slow_timing)
+    settings = dict(training.training_settings("1M", "quick"), block_size=16, batch_size=4, micro_batch_size=4,
+                    time_budget_s=5)
+    budget = training.measure_step_budget(None, torch.zeros(4, 16, dtype=torch.long), settings, [15],
+                                          None, tmp_path / "step_budget.json")
+    assert 1.0 <= budget["measure_s"] < 3.0
+    assert budget["max_steps"] == int((5 - budget["measure_s"] - 2 * 0.01) / 0.1) < 40  # 49 if it were free
+
+
+def test_evaluation_timed_on_a_quarter_of_the_rows_is_scaled_to_the_whole_batch(monkeypatch):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=32, n_embd=32, n_layer=2, n_head=2,
+                                       bos_token_id=0, eos_token_id=0))
+    rows_seen = []
+    forward = model.forward
+
+    def counting_forward(*args, **kwargs):
+        rows_seen.append(len(kwargs["input_ids"]))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_seconds", lambda fn: (fn(), 0.5)[1])
+    monkeypatch.setattr(type(model), "__deepcopy__", lambda self, memo: model, raising=False)
+    monkeypatch.setattr(model, "forward", counting_forward)
+    step_s, eval_s = training.time_step_and_evaluation(model, torch.randint(0, 64, (8, 16)), None)
+    assert rows_seen[-1] == 2 and eval_s == 0.5 * 4  # two rows of eight, timed, times four
