@@ -230,6 +230,12 @@ def papermill_command(notebook: Path, executed: Path, parameters: dict, cwd: Pat
     return cmd
 
 
+# What a notebook run by papermill does not show (a variable the user set wins). transformers' and
+# huggingface_hub's own progress bars ("Loading weights" each time a model is loaded: 20 of them in
+# notebook 04) are widgets in an executed copy, frozen at whatever they showed, and nobody watches a
+# papermill run; the notebooks' own bars (03's training, tqdm.auto) are not theirs and stay.
+QUIET_LIBRARIES = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
 # The papermill processes running now (several when sizes train at once), so that an interrupted
 # runner can stop them, whichever thread started them.
 _running: set[subprocess.Popen] = set()
@@ -309,8 +315,8 @@ def run_job(job: Job) -> tuple[bool, float, str]:
         with _running_lock:  # started and recorded in one step, so that a stop cannot fall between them
             if _stopping.is_set():
                 return False, 0.0, "not started: the run was interrupted"
-            proc = subprocess.Popen(cmd, env={**os.environ, **job.env, KERNEL_FILES_ENV: kernel_files},
-                                    text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            env = {**QUIET_LIBRARIES, **os.environ, **job.env, KERNEL_FILES_ENV: kernel_files}
+            proc = subprocess.Popen(cmd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             _running.add(proc)
         try:
             stdout, _ = proc.communicate()

@@ -76,3 +76,24 @@ def test_on_a_cpu_the_quick_profile_trains_two_sizes_at_once_on_half_the_cores_e
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert run_all.main(["--profile", "quick", "--sizes", "1M,3M", "--out", str(tmp_path), "--force"]) == 0
     assert {threads for label, threads in seen if label.startswith("03_")} == {None}  # the user's 1 stands
+
+
+def test_papermill_runs_without_the_libraries_loading_bars_unless_the_user_wants_them(tmp_path, monkeypatch):
+    """transformers' "Loading weights" bar is a frozen widget in an executed copy (20 of them in 04)."""
+    envs = []
+
+    class Papermill:
+        def __init__(self, cmd, env, **kwargs):
+            envs.append(env)
+            self.pid, self.returncode = -1, 0
+
+        def communicate(self):
+            return "", None
+
+    monkeypatch.setattr(run_all.subprocess, "Popen", Papermill)
+    job = run_all.Job("01_data_exploration", {}, tmp_path / "01.ipynb", "01")
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    run_all.run_job(job)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
+    run_all.run_job(job)
+    assert [env["HF_HUB_DISABLE_PROGRESS_BARS"] for env in envs] == ["1", "0"]
