@@ -739,17 +739,23 @@ def _seconds(fn) -> float:
     return time.perf_counter() - start
 
 
+# A step slower than this is timed once, its warm-up counted: 100M on one core of a 2-core CPU took
+# 11.5 s a step, and a warm-up step before the timed one cost the quick profile's minute that much.
+SLOW_STEP_S = 5.0
+
+
 def time_step_and_evaluation(model, batch: torch.Tensor, autocast_dtype: torch.dtype | None,
                              grad_clip: float = 1.0) -> tuple[float, float]:
     """Seconds for one training step on `batch` (forward and backward under `autocast_dtype`, clip,
     AdamW) and for one evaluation forward pass of the same shape (fp32, no gradients).
 
     Timed on a copy of `model`, so the run itself is untouched; the copy's first step is a warm-up
-    (memory allocation, kernel choice) and is not counted, and small models take the median of up
-    to five steps (as many as fit in two seconds). The evaluation pass is timed on a quarter of the
-    rows and scaled up (a forward pass costs in proportion to its rows: on a CPU, a full micro-batch
-    of 100M took 5.6 s of a quick run's minute). The random number generators are restored
-    afterwards, so a run with a measured budget draws the same dropout masks as any other.
+    (memory allocation, kernel choice) and is not counted unless it took more than SLOW_STEP_S, and
+    small models take the median of up to five steps (as many as fit in two seconds). The evaluation
+    pass is timed on a quarter of the rows and scaled up (a forward pass costs in proportion to its
+    rows: on a CPU, a full micro-batch of 100M took 5.6 s of a quick run's minute). The random
+    number generators are restored afterwards, so a run with a measured budget draws the same
+    dropout masks as any other.
     """
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -765,8 +771,11 @@ def time_step_and_evaluation(model, batch: torch.Tensor, autocast_dtype: torch.d
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        step()  # warm-up
-        times = [_seconds(step)]
+        warm_up = _seconds(step)  # memory allocation, kernel choice: not counted...
+        if warm_up > SLOW_STEP_S:  # ...unless the step is slow: one-off costs are small beside it,
+            times = [warm_up]  # and a second step would cost the budget as much again
+        else:
+            times = [_seconds(step)]
         while len(times) < 5 and sum(times) < 2.0:  # a few more steps where they are quick: one is noisy
             times.append(_seconds(step))
         step_s = sorted(times)[len(times) // 2]  # the median

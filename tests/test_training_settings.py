@@ -423,3 +423,20 @@ def test_evaluation_timed_on_a_quarter_of_the_rows_is_scaled_to_the_whole_batch(
     monkeypatch.setattr(model, "forward", counting_forward)
     step_s, eval_s = training.time_step_and_evaluation(model, torch.randint(0, 64, (8, 16)), None)
     assert rows_seen[-1] == 2 and eval_s == 0.5 * 4  # two rows of eight, timed, times four
+
+
+@pytest.mark.parametrize(("seconds", "steps"), [(6.0, 1), (0.3, 1 + 5)])
+def test_a_slow_step_is_timed_once_with_its_warm_up_a_quick_one_after_it(monkeypatch, seconds, steps):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=32, n_embd=32, n_layer=2, n_head=2,
+                                       bos_token_id=0, eos_token_id=0))
+    calls = []
+
+    def fake_seconds(fn):
+        calls.append(fn)
+        return seconds
+
+    monkeypatch.setattr(training, "_seconds", fake_seconds)
+    step_s, _ = training.time_step_and_evaluation(model, torch.randint(0, 64, (4, 16)), None)
+    assert step_s == seconds and len(calls) == steps + 1  # the steps, then one evaluation pass
