@@ -660,11 +660,22 @@ def main(argv: list[str] | None = None) -> int:
         print("Fix the cause, then run the same command again: finished notebooks are skipped, and a size whose "
               "training was interrupted resumes from its last checkpoint.", file=sys.stderr)
         return 1
+    entries = [{"label": lb, "status": st, "seconds": round(s, 1), **training} for lb, st, s, training in summary]
     atomic_write_json(out.executed / "run_summary.json",
                       {"profile": profile, "sizes": sizes, "seconds": total,
-                       "notebooks": [{"label": lb, "status": st, "seconds": round(s, 1), **training}
-                                     for lb, st, s, training in summary]})
+                       "notebooks": with_earlier_times(out, entries)})
     return 0
+
+
+def with_earlier_times(out: OutputDirs, entries: list[dict]) -> list[dict]:
+    """The summary's notebooks, each as the run that made it left it: a notebook skipped now (finished
+    before) keeps its entry from the last summary, so that a resumed run, or one that adds --extras,
+    does not replace what the first part measured with a 0."""
+    try:
+        earlier = {n["label"]: n for n in read_json(out.executed / "run_summary.json")["notebooks"]}
+    except (OSError, DamagedFileError, KeyError, TypeError):
+        earlier = {}
+    return [earlier.get(e["label"], e) if e["status"] == "skipped" else e for e in entries]
 
 
 if __name__ == "__main__":

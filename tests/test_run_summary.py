@@ -97,3 +97,20 @@ def test_papermill_runs_without_the_libraries_loading_bars_unless_the_user_wants
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
     run_all.run_job(job)
     assert [env["HF_HUB_DISABLE_PROGRESS_BARS"] for env in envs] == ["1", "0"]
+
+
+def test_a_second_run_that_skips_finished_notebooks_keeps_their_measured_times(tmp_path, monkeypatch):
+    """./run_all.sh, then ./run_all.sh --extras: the summary must still say what 01 to 05 took."""
+    def fake_run_job(job):
+        return True, 12.3, ""
+
+    monkeypatch.setattr(run_all, "run_job", fake_run_job)
+    monkeypatch.setattr(run_all, "_gpu_count", lambda: 0)
+    monkeypatch.setattr(run_all, "is_done", lambda out, job: job.notebook != "06_finetune")
+    out = OutputDirs(tmp_path)
+    atomic_write_json(out.executed / "run_summary.json", {"profile": "quick", "sizes": ["1M"], "seconds": 99.0,
+                      "notebooks": [{"label": "01_data_exploration", "status": "ok", "seconds": 9.2}]})
+    assert run_all.main(["--profile", "quick", "--sizes", "1M", "--out", str(tmp_path), "--extras"]) == 0
+    entries = {n["label"]: n for n in read_json(out.executed / "run_summary.json")["notebooks"]}
+    assert entries["01_data_exploration"] == {"label": "01_data_exploration", "status": "ok", "seconds": 9.2}
+    assert entries["06_finetune"]["seconds"] == 12.3 and entries["02_tokenizer"]["status"] == "skipped"
