@@ -668,14 +668,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def with_earlier_times(out: OutputDirs, entries: list[dict]) -> list[dict]:
-    """The summary's notebooks, each as the run that made it left it: a notebook skipped now (finished
-    before) keeps its entry from the last summary, so that a resumed run, or one that adds --extras,
-    does not replace what the first part measured with a 0."""
+    """The summary's notebooks, each as the run that made it measured it: a notebook skipped now
+    (finished before) keeps its entry from the last summary, marked "skipped": true, so that a resumed
+    run, or one that adds --extras, does not replace what the first part measured with a 0."""
     try:
         earlier = {n["label"]: n for n in read_json(out.executed / "run_summary.json")["notebooks"]}
     except (OSError, DamagedFileError, KeyError, TypeError):
         earlier = {}
-    return [earlier.get(e["label"], e) if e["status"] == "skipped" else e for e in entries]
+    return [{**earlier.get(e["label"], e), "skipped": True} if e["status"] == "skipped" else e for e in entries]
 
 
 if __name__ == "__main__":

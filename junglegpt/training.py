@@ -797,7 +797,7 @@ def measure_step_budget(model, batch: torch.Tensor, settings: dict, eval_text_to
     `saved`, so that an interrupted run resumes with the step count it measured first (unless `force`).
     """
     if saved.exists() and not force:
-        return read_json(saved)
+        return {"measure_s": 0.0, **read_json(saved)}  # saved before the timing was recorded: none known
     micro, block = settings["micro_batch_size"], settings["block_size"]
     started = time.perf_counter()
     step_s, eval_batch_s = time_step_and_evaluation(model, batch[:micro], autocast_dtype, settings["grad_clip"])

@@ -128,7 +128,7 @@ def test_rerun_skips_finished_work(smoke_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "running" not in proc.stdout
     summary = json.loads((out.executed / "run_summary.json").read_text())
-    assert {n["status"] for n in summary["notebooks"]} == {"skipped"}
+    assert all(n["skipped"] for n in summary["notebooks"])  # each with its times from the run that made it
 
 
 def test_a_failing_notebook_is_named_with_its_executed_copy(tmp_path, shared_data):

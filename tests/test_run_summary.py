@@ -112,5 +112,7 @@ def test_a_second_run_that_skips_finished_notebooks_keeps_their_measured_times(t
                       "notebooks": [{"label": "01_data_exploration", "status": "ok", "seconds": 9.2}]})
     assert run_all.main(["--profile", "quick", "--sizes", "1M", "--out", str(tmp_path), "--extras"]) == 0
     entries = {n["label"]: n for n in read_json(out.executed / "run_summary.json")["notebooks"]}
-    assert entries["01_data_exploration"] == {"label": "01_data_exploration", "status": "ok", "seconds": 9.2}
-    assert entries["06_finetune"]["seconds"] == 12.3 and entries["02_tokenizer"]["status"] == "skipped"
+    assert entries["01_data_exploration"] == {"label": "01_data_exploration", "status": "ok", "seconds": 9.2,
+                                              "skipped": True}
+    assert entries["06_finetune"]["seconds"] == 12.3 and "skipped" not in entries["06_finetune"]
+    assert entries["02_tokenizer"]["status"] == "skipped" and entries["02_tokenizer"]["skipped"]  # never run
