@@ -313,7 +313,10 @@ def test_ctrl_c_while_sizes_train_side_by_side_stops_them_all(tmp_path, monkeypa
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         run_all.run_in_order(jobs, out, force=True, gpus=0, finish=finish, skip=None, failed=[], parallel=2)
-    assert stopped == [signal.SIGINT] and time.monotonic() - started < 10
+    assert time.monotonic() - started < 10
+    # The second size's papermill was either running, and stopped, or (its worker not yet at it when
+    # Ctrl-C came: under load) never started; never started and left training.
+    assert (Papermill.count, stopped) in ((2, [signal.SIGINT]), (1, [])), (Papermill.count, stopped)
 
 
 def test_ctrl_c_before_a_size_has_started_its_papermill_starts_none(tmp_path, monkeypatch):
