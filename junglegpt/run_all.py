@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import environment
 from .data import DATA_DIR_ENV
 from .io import DamagedFileError, atomic_write_json, file_sha256, read_json
 from .papermill_cli import KERNEL_FILES_ENV
@@ -493,9 +494,7 @@ def run_in_order(jobs: list[Job], out: OutputDirs, force: bool, gpus: int, finis
             workers = parallel or max(1, gpus)
             threads = None
             if not gpus and workers > 1 and not os.environ.get("OMP_NUM_THREADS"):
-                from .environment import physical_cores
-
-                threads = str(max(1, (physical_cores() or 1) // min(workers, len(todo) or 1)))
+                threads = str(max(1, (environment.physical_cores() or 1) // min(workers, len(todo) or 1)))
             try:
                 with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                     futures = {}
@@ -606,9 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = plan(out, profile, sizes, force=args.force, push=args.push, extras=args.extras,
                 allow_quick=args.allow_quick)
     gpus = _gpu_count()
-    from .environment import physical_cores
-
-    parallel = args.parallel or sizes_at_once(profile, gpus, physical_cores())
+    parallel = args.parallel or sizes_at_once(profile, gpus, environment.physical_cores())
     at_once = f", {parallel} sizes at a time" if parallel > 1 and len(sizes) > 1 else ""
     print(f"JungleGPT: profile {profile}, sizes {','.join(sizes)}, output {out.root}, "
           f"{gpus or 'no'} CUDA GPU{'s' if gpus != 1 else ''}{at_once}", flush=True)
