@@ -52,9 +52,9 @@ import torch
 from . import dynamic, mixture, streams
 from .io import atomic_write_bytes
 
-FORMAT_VERSION = 3  # 3: the counts' `recent` joined the header
+FORMAT_VERSION = 2
 MAGIC = b"JGPTZ" + bytes([FORMAT_VERSION])
-HEADER = struct.Struct("<6sBBB32s32sQQIdHHHBdddB")  # the fields of Header, in order
+HEADER = struct.Struct("<6sBBB32s32sQQIdHHHBddd")  # the fields of Header, in order
 
 
 class Header(NamedTuple):
@@ -75,13 +75,12 @@ class Header(NamedTuple):
     discount: float
     mixer_lr: float
     share: float
-    recent: int
 
     def settings(self) -> mixture.Settings | None:
         if not self.mixed:
             return None
         return mixture.Settings(max_order=self.max_order, discount=self.discount, mixer_lr=self.mixer_lr,
-                                share=self.share, recent=self.recent)
+                                share=self.share)
 
 
 PRECISION = 24  # probabilities are rounded to counts out of about 2**24, each at least 1
@@ -390,7 +389,7 @@ def compress(data: bytes, folder: Path, lr: float | None = None, progress: bool 
     s = settings or mixture.Settings()
     header = Header(MAGIC, int(lr > 0), latin1, int(mixed), model_hash(folder), prime_sha, len(data), len(ids),
                     zlib.crc32(data), float(lr), dynamic.CHUNK, dynamic.CONTEXT, layout.streams, s.max_order,
-                    s.discount, s.mixer_lr, s.share, s.recent)
+                    s.discount, s.mixer_lr, s.share)
     if len(ids) > _TokenBounds(model, tokenizer).max_tokens_for_bytes(len(data), latin1):
         raise CompressError(f"this tokenizer gives {len(ids):,} tokens for {len(data):,} bytes, more than the "
                             "decompressor accepts: the compressor needs a byte-level tokenizer like notebook 02's")
@@ -441,7 +440,7 @@ def read_header(blob: bytes) -> Header:
                                   "the way the compressor cuts them")
     try:
         mixture.Settings(max_order=header.max_order, discount=header.discount, mixer_lr=header.mixer_lr,
-                         share=header.share, recent=header.recent)
+                         share=header.share)
     except ValueError as err:
         raise CompressedFileError(f"{damaged}{err}") from None
     return header

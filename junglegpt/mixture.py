@@ -5,9 +5,7 @@ Three predictors of the next token, each giving every token of the vocabulary a 
 - the **network**, frozen or learning while it reads (its nats per token come from
   `junglegpt.dynamic.token_nats`);
 - **counts** (`TokenCounts`): how often each token followed the last 0, 1, ..., `max_order` tokens,
-  primed on the training text and updated after every token they score, a token of the text being
-  read counting `recent` times (so that the counts follow a new book's names and habits sooner
-  than a priming text ten times longer would let them); the orders are blended by
+  primed on the training text and updated after every token they score; the orders are blended by
   interpolated absolute discounting, and a lower order counts a pair only the first time a longer
   context shows it (PPM's update exclusion, which is Kneser-Ney's idea: "Mowgli" after an unseen
   context should be as likely as the number of *different* contexts it followed, not as frequent);
@@ -58,7 +56,6 @@ class Settings:
     mixer_lr: float = 0.1  # the blend's gradient step (0: a fixed, even blend)
     share: float = 0.002  # of the safety net's weight spread evenly after each token
     contexts: bool = False  # the blend: one set of weights per context (False: one for the text)
-    recent: int = 1  # how many times a token of the text being read counts (a priming text's: once)
 
     def __post_init__(self):
         problems = [f"{name} = {value!r} (wanted {wanted})" for name, value, ok, wanted in (
@@ -67,7 +64,6 @@ class Settings:
             ("min_match", self.min_match, isinstance(self.min_match, int) and self.min_match >= 1, "1 or more"),
             ("mixer_lr", self.mixer_lr, 0 <= self.mixer_lr <= 10, "0 to 10"),
             ("share", self.share, 0 <= self.share < 1, "0 or more, below 1"),
-            ("recent", self.recent, isinstance(self.recent, int) and 1 <= self.recent <= 64, "a whole number, 1 to 64"),
         ) if not ok]
         if problems:
             raise ValueError("mixture settings out of range: " + "; ".join(problems))
@@ -75,9 +71,7 @@ class Settings:
 
 # The rule, fixed in advance: these settings are tried on text that is not reported (as
 # dynamic.choose_lr chooses its rate), and the one that codes it in the fewest bits is used.
-# `recent` joined the grid after it coded both tuning texts of the full-profile 1M smaller at 2
-# than at 1 (docs/results.md); 4 lets the rule say whether more helps.
-GRID = tuple(Settings(discount=d, recent=r) for d in (0.5, 0.65, 0.8) for r in (1, 2, 4))
+GRID = tuple(Settings(discount=d) for d in (0.5, 0.65, 0.8))
 
 
 class TokenCounts:
@@ -87,12 +81,10 @@ class TokenCounts:
         p_k(w) = (max(c(w) - d, 0) + d * types * p_{k-1}(w)) / total,
     where `types` is how many different tokens followed that context. It sums to 1 over the
     vocabulary at every order (each count is at least 1 >= d), starting from a uniform p_{-1}.
-    `update` adds `increment` to a count: 1 while priming, `Settings.recent` while scoring.
     """
 
-    def __init__(self, vocab_size: int, max_order: int, discount: float, increment: int = 1):
+    def __init__(self, vocab_size: int, max_order: int, discount: float):
         self.vocab_size, self.max_order, self.discount = vocab_size, max_order, discount
-        self.increment = increment
         # order k: context (a tuple of k token ids) -> [total, {token: count}]
         self.tables: list[dict] = [{} for _ in range(max_order + 1)]
 
@@ -133,20 +125,17 @@ class TokenCounts:
             entry = table.get(context)
             if entry is None:
                 entry = table[context] = [0, {}]
-            entry[0] += self.increment
+            entry[0] += 1
             before = entry[1].get(token, 0)
-            entry[1][token] = before + self.increment
+            entry[1][token] = before + 1
             if before:
                 break
 
     def prime(self, ids) -> TokenCounts:
-        """Read `ids`, each token counting once; then `increment` is what it was."""
         history: list[int] = []
-        increment, self.increment = self.increment, 1
         for token in ids:
             self.update(self.contexts(history), token)
             history.append(token)
-        self.increment = increment
         return self
 
 
@@ -259,7 +248,7 @@ _PRIMED_KEPT = 4
 
 def primed(prime_ids, vocab_size: int, settings: Settings) -> tuple[TokenCounts, MatchModel]:
     """Counts and a match model that have read `prime_ids`, each call a fresh copy (scoring goes
-    on learning in it), with `settings.discount` and `settings.recent`."""
+    on learning in it), with `settings.discount`."""
     ids = tuple(int(t) for t in prime_ids)
     key = (ids, vocab_size, settings.max_order, settings.min_match)
     if key not in _PRIMED:
@@ -268,7 +257,7 @@ def primed(prime_ids, vocab_size: int, settings: Settings) -> tuple[TokenCounts,
             _PRIMED.pop(next(iter(_PRIMED)))  # the oldest
         _PRIMED[key] = pickle.dumps((counts, MatchModel(settings.min_match).prime(ids)), pickle.HIGHEST_PROTOCOL)
     counts, match = pickle.loads(_PRIMED[key])
-    counts.discount, counts.increment = settings.discount, settings.recent
+    counts.discount = settings.discount
     return counts, match
 
 

@@ -119,7 +119,7 @@ class SharedCounts:
     the few tokens it has seen."""
 
     def __init__(self, vocab_size: int, settings: Settings, prime_ids: list[int]):
-        self.counts = TokenCounts(vocab_size, settings.max_order, settings.discount, settings.recent).prime(prime_ids)
+        self.counts = TokenCounts(vocab_size, settings.max_order, settings.discount).prime(prime_ids)
         self.vocab_size, self.discount = vocab_size, settings.discount
         self.cache: dict[tuple, tuple] = {}  # context -> (its total when cached, tokens, their extra p)
         self.order0 = np.zeros(vocab_size)
@@ -168,7 +168,7 @@ class SharedCounts:
         before = entry[0] if entry else 0
         self.counts.update(self.counts.contexts(history), token)
         if self.counts.tables[0][()][0] != before:  # update exclusion reached order 0
-            self.order0[token] += self.counts.increment
+            self.order0[token] += 1
 
 
 class Mixer:

@@ -236,7 +236,6 @@ def _damaged(blob: bytes, **fields) -> bytes:
     ({"max_order": 99}, "max_order"),
     ({"share": 1.0}, "share"),
     ({"mixer_lr": math.nan}, "mixer_lr"),
-    ({"recent": 0}, "recent"),
     ({"prime_sha256": bytes(32)}, "primed on another text"),
 ])
 def test_a_damaged_header_field_is_named_before_any_decoding(tiny_model, packed_text, monkeypatch, fields, expected):

@@ -144,33 +144,9 @@ def test_the_counts_learn_a_new_name_after_one_sighting():
     assert scored.nats[9] < scored.nats[3] / 2
 
 
-def test_a_token_read_while_scoring_counts_recent_times_and_priming_counts_once():
-    """`recent` weighs the text being read against the priming text: priming counts each token
-    once whatever `recent` is, and a token read afterwards adds `recent` to its longest context."""
-    once = mixture.TokenCounts(VOCAB, 2, 0.7).prime(PRIME)
-    weighted = mixture.TokenCounts(VOCAB, 2, 0.7, increment=3).prime(PRIME)
-    assert weighted.tables == once.tables and weighted.increment == 3
-    contexts = weighted.contexts(PRIME)
-    before = weighted.tables[2][contexts[2]][1].get(TEXT[0], 0)
-    weighted.update(contexts, TEXT[0])
-    assert weighted.tables[2][contexts[2]][1][TEXT[0]] == before + 3
-
-
-def test_a_larger_recent_learns_a_new_name_sooner():
-    new = VOCAB - 1
-    prime = [t for t in PRIME if t != new]
-    text = [1, 2, 3, new, 5, 6, 1, 2, 3, new]
-    nats = {recent: mixture.score(prime, text, None, mixture.Settings(**{**SETTINGS.__dict__, "recent": recent}),
-                                  VOCAB, parts=("counts",)).nats for recent in (1, 4)}
-    assert nats[1][0] == nats[4][0]  # the same until a token of the text has been read
-    assert nats[4][9] < nats[1][9] - 0.1
-
-
 def test_settings_out_of_range_are_refused_by_name():
     with pytest.raises(ValueError, match=r"discount = 1.5 .*share = 1"):
         mixture.Settings(discount=1.5, share=1)
-    with pytest.raises(ValueError, match=r"recent = 0 \(wanted a whole number"):
-        mixture.Settings(recent=0)
     with pytest.raises(ValueError, match="one finite number per token"):
         mixture.score(PRIME, TEXT, [0.1] * 3, SETTINGS, VOCAB)
     with pytest.raises(ValueError, match="unknown parts"):

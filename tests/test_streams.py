@@ -69,10 +69,9 @@ def test_streams_cover_the_text_once_in_order(n_tokens, wanted):
     assert layout.streams == 1 or layout.length >= 128  # a stream holds at least a chunk
 
 
-@pytest.mark.parametrize("recent", [1, 3])
-def test_shared_counts_give_the_reference_distribution(tiny, recent):
+def test_shared_counts_give_the_reference_distribution(tiny):
     _, _, ids = tiny
-    shared = streams.SharedCounts(300, mixture.Settings(**{**SETTINGS.__dict__, "recent": recent}), ids[:500])
+    shared = streams.SharedCounts(300, SETTINGS, ids[:500])
     histories = [ids[:k] for k in (0, 1, 2, 3, 50, 499)] + [[299, 298, 297]]
     got = shared.distributions(histories)
     for history, row in zip(histories, got, strict=True):
