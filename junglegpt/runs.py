@@ -4,8 +4,8 @@ Notebook 06 fine-tunes a pretrained GPT-2 and notebook 07 trains on more text; b
 executing 03_train.ipynb with papermill and other parameters (`init_from`, `train_file`,
 `run_name`), exactly as run_all.sh executes it for the eight sizes. The executed copy is kept in
 OUT/executed/ for reading, and the result is the metrics.json it wrote. A notebook opened alone
-(Kaggle, Colab) builds what it lacks the same way: 03 runs 01 and 02 (`ensure_split_and_tokenizer`),
-and 04, 05 and 08 run 03 (`ensure_trained`).
+(Kaggle, Colab) builds what it lacks the same way: 03 runs 01 and 02 (`ensure_split_and_tokenizer`,
+called by `training.prepare_run`), and 04, 05 and 08 run 03 (`ensure_trained`).
 """
 
 from __future__ import annotations

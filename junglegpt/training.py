@@ -1,6 +1,8 @@
 """Plumbing for the training notebook: default settings, checks, checkpoints, hardware facts.
 
-The training loop itself is in notebooks/03_train.ipynb, where a learner can read it.
+The training loop itself is in notebooks/03_train.ipynb, where a learner can read it. What the
+notebook needs before its lesson (its parameters checked, the settings, the folders, the inputs of
+notebooks 01 and 02) is one call, `prepare_run`, so that the lesson comes first.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import resource
 import shutil
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import safetensors.torch
@@ -21,7 +25,8 @@ import torch
 
 from .environment import cpu_flags
 from .io import atomic_directory, atomic_write_json, exclusive, read_json
-from .sizes import N_POSITIONS, get_size
+from .paths import OutputDirs
+from .sizes import N_POSITIONS, ModelSize, get_size
 
 # Learning rates shrink as models grow; dropout grows, since the bigger models overfit this tiny
 # book within a few epochs.
@@ -71,6 +76,16 @@ SCHEDULES = ("cosine", "plateau")
 # the full profile stops sooner, since a pretrained model overfits a small book within a few epochs.
 FINETUNE = {"lr": 1e-4, "dropout": 0.1, "budget_like": "100M", "full_patience": 5, "ema_decay": 0.0,
             "weight_decay": 0.1}  # the recipe study trained from scratch: fine-tuning keeps the settings before it
+
+
+# Notebook 03's parameters that replace a setting's default (None: keep it), in the order of its
+# parameters cell, and all of that cell's parameters: `prepare_run` reads each by name, and a test
+# checks that the cell and NOTEBOOK_PARAMETERS list the same names.
+OVERRIDES = ("lr", "batch_size", "micro_batch_size", "block_size", "max_steps", "warmup_steps", "eval_interval",
+             "checkpoint_interval", "patience", "dropout", "weight_decay", "train_eval_tokens", "val_tokens",
+             "time_budget_s", "schedule", "decay_patience", "decay_fraction", "ema_decay")
+NOTEBOOK_PARAMETERS = ("out_dir", "profile", "model_size", "seed", "force", "precision", *OVERRIDES,
+                       "init_from", "train_file", "run_name")
 
 
 def training_settings(model_size: str, profile: str, finetune: bool = False, **overrides) -> dict:
@@ -127,6 +142,75 @@ def check_seed(seed) -> int:
     if number is None or isinstance(seed, bool) or float(seed) != number or not 0 <= number < 2**32:
         raise ValueError(f"seed={seed!r}: choose a whole number from 0 to 2**32 - 1 (4294967295), e.g. 1894")
     return number
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What notebook 03 needs from its parameters before its lesson starts (`prepare_run`)."""
+
+    out: OutputDirs  # the folder notebooks 01 and 02 wrote to
+    profile: str  # smoke, quick or full ("auto" resolved)
+    seed: int
+    size: ModelSize | None  # the size's row of the table; None when fine-tuning (notebook 06)
+    requested_precision: str  # auto, fp32, bf16 or fp16: the one trained in is chosen later
+    settings: dict  # the profile's defaults for this size, with the overrides on top
+    sources: dict  # where each setting comes from, in words (`settings_sources`)
+    run_name: str  # the model's folder under OUT/models
+    model_dir: Path
+    tokenizer_dir: Path | str  # notebook 02's tokenizer, or the pretrained model's own (06)
+    train_path: Path  # notebook 01's train.txt, or `train_file` (notebook 07)
+    val_path: Path
+
+    @property
+    def state_dir(self) -> Path:
+        """The run's checkpoints, removed when its model is saved."""
+        return self.model_dir / "training"
+
+
+def prepare_run(parameters: Mapping) -> TrainingRun:
+    """Notebook 03's plumbing before its lesson, in one call. `parameters` is the notebook's
+    `globals()`, of which it reads the names in NOTEBOOK_PARAMETERS (those of its parameters cell,
+    as papermill set them).
+
+    Checks every parameter, refusing a bad one before anything else happens (an unknown size first,
+    before any data is looked for); works out the settings (`training_settings`) and where each
+    comes from; names the model's folder, OUT/models/<run_name> (the size, or for notebook 06
+    finetuned/<the pretrained model's name>); sets the figures' style; and makes the split (notebook
+    01) and the tokenizer (02) where they are missing, as in a fresh Kaggle or Colab session
+    (`runs.ensure_split_and_tokenizer`). Notebook 06 passes `init_from` (a pretrained model, which
+    brings its own tokenizer) and 07 `train_file` (the training text).
+    """
+    from .figures import setup_style
+    from .paths import resolve_out_dir
+    from .profiles import resolve_profile
+    from .runs import ensure_split_and_tokenizer
+
+    missing = [name for name in NOTEBOOK_PARAMETERS if name not in parameters]
+    if missing:
+        raise KeyError(f"notebook 03's parameters cell does not set {', '.join(missing)}")
+    p = {name: parameters[name] for name in NOTEBOOK_PARAMETERS}
+    init_from, train_file = p["init_from"], p["train_file"]
+    size = None if init_from else get_size(p["model_size"])  # an unknown name is refused here
+    out = resolve_out_dir(p["out_dir"])
+    profile = resolve_profile(p["profile"])
+    seed = check_seed(p["seed"])
+    requested_precision = check_precision(p["precision"])
+    overrides = {name: p[name] for name in OVERRIDES}
+    finetune = init_from is not None
+    settings = training_settings(p["model_size"], profile, finetune, **overrides)
+    run_name = p["run_name"]
+    if run_name is None:  # the size's name; fine-tuning: finetuned/<the model's name>
+        run_name = size.name if size else f"finetuned/{init_from.rstrip('/').split('/')[-1]}"
+    model_dir = out.model(run_name)  # a name leading out of OUT/models is refused here
+    setup_style()
+    sources = settings_sources(p["model_size"], profile, finetune, **overrides)
+    ensure_split_and_tokenizer(out, profile, tokenizer=not finetune)
+    tokenizer_dir = init_from or out.require(out.tokenizer, "02_tokenizer.ipynb")
+    train_path = Path(train_file) if train_file else out.require(out.train_txt, "01_data_exploration.ipynb")
+    val_path = out.require(out.val_txt, "01_data_exploration.ipynb")
+    print(f"{run_name}, {profile} profile, seed {seed}; its folder: {model_dir}")
+    return TrainingRun(out, profile, seed, size, requested_precision, settings, sources, run_name, model_dir,
+                       tokenizer_dir, train_path, val_path)
 
 
 def with_step_count(settings: dict, max_steps: int, measure_s: float = 0.0) -> dict:
@@ -433,6 +517,17 @@ def untrained_model(size_name: str, vocab_size: int | None = None, device="cpu")
         return GPT2LMHeadModel(config).to(device)
 
 
+def pretrained_model(name_or_folder: str, dropout: float):
+    """The pretrained causal language model that notebook 06 fine-tunes (03 run with `init_from`),
+    with this run's dropout and PyTorch's fused attention, in training mode (`from_pretrained`
+    leaves a model in evaluation mode: no dropout)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(name_or_folder, resid_pdrop=dropout, embd_pdrop=dropout,
+                                                 attn_pdrop=dropout, attn_implementation="sdpa")
+    return model.train()
+
+
 def alternate_until_clear(step_seconds, rounds: int = 3, clear_speed_up: float | None = CLEAR_SPEED_UP
                           ) -> tuple[float, float]:
     """The median seconds of fp32 and bf16 steps, timed alternately (`step_seconds("fp32")` runs one
@@ -589,6 +684,26 @@ class _TiedHeadNoteFilter(logging.Filter):
 
 
 logging.getLogger("accelerate.utils.other").addFilter(_TiedHeadNoteFilter())
+
+
+class _DefaultLossNoteFilter(logging.Filter):
+    """Drops transformers' "`loss_type=None` was set in the config but it is unrecognized. Using the
+    default loss: `ForCausalLMLoss`", printed at the first forward pass of a GPT-2 given labels.
+
+    transformers (5.x) picks a model's loss from its class name, and "GPT2LMHeadModel" contains
+    none of the names it knows ("ForCausalLM" and the like), so it finds no loss type and falls back
+    on ForCausalLMLoss: the next-token cross-entropy, labels shifted by one inside. That is GPT-2's
+    own loss, the one notebook 03 teaches (and its tests check). Nothing was set in any config and
+    there is nothing to do, so the note only confuses a learner. A loss type that is set and
+    unrecognised is still reported.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("`loss_type=None` was set in the config but it is unrecognized")
+
+
+# Installed where notebook 03 (and every other user of this module) imports it, before any model runs.
+logging.getLogger("transformers.modeling_utils").addFilter(_DefaultLossNoteFilter())
 
 
 def save_checkpoint(accelerator, folder: Path, step: int, trainer_state: dict,

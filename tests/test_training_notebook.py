@@ -33,6 +33,15 @@ def test_smoke_sweep_leaves_all_eight_model_folders(smoke_run):
         assert not (out.model(name) / "training").exists(), "checkpoints are removed once the model is saved"
 
 
+def test_the_smoke_run_of_03_shows_the_lesson_without_transformers_loss_type_note(smoke_run):
+    """The first batch's loss and the bare loop print their numbers, and nothing else: not transformers'
+    "`loss_type=None` was set in the config but it is unrecognized" (junglegpt.training drops it)."""
+    out, _ = smoke_run
+    said = executed_text(out.root, "03_train_1M")
+    assert "largest difference: " in said and "untrained, first batch: " in said and "step 3: " in said
+    assert "loss_type" not in said
+
+
 def test_saved_model_loads_with_auto_classes_and_pipeline(smoke_run):
     out, _ = smoke_run
     folder = out.model("1M")

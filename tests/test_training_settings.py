@@ -440,3 +440,111 @@ def test_a_slow_step_is_timed_once_with_its_warm_up_a_quick_one_after_it(monkeyp
     monkeypatch.setattr(training, "_seconds", fake_seconds)
     step_s, _ = training.time_step_and_evaluation(model, torch.randint(0, 64, (4, 16)), None)
     assert step_s == seconds and len(calls) == steps + 1  # the steps, then one evaluation pass
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 03's plumbing in one call (training.prepare_run), and what it leaves quiet
+# --------------------------------------------------------------------------------------------
+
+
+def _notebook_03_defaults() -> dict:
+    """The values of 03's parameters cell, as the notebook's globals hold them before any override."""
+    import nbformat
+
+    from junglegpt.paths import NOTEBOOKS_DIR
+
+    nb = nbformat.read(NOTEBOOKS_DIR / "03_train.ipynb", as_version=4)
+    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    names = {}
+    exec(cell.source, {}, names)
+    return names
+
+
+def _inputs(root):
+    """OUT with what notebooks 01 and 02 leave (a split, a tokenizer that loads), so that
+    prepare_run runs no notebook."""
+    from junglegpt.paths import OutputDirs
+
+    from .helpers import save_tiny_gpt2
+
+    out = OutputDirs(root)
+    out.data.mkdir(parents=True)
+    text = "Now Rann the Kite brings home the night that Mang the Bat sets free.\n\n" * 40
+    out.train_txt.write_text(text, encoding="utf-8")
+    out.val_txt.write_text(text[:500], encoding="utf-8")
+    save_tiny_gpt2(out.tokenizer, text, vocab_size=300, context=64)
+    return out
+
+
+def test_prepare_run_reads_the_parameters_and_works_out_the_settings_the_folder_and_the_inputs(tmp_path, capsys):
+    out = _inputs(tmp_path)
+    parameters = {**_notebook_03_defaults(), "out_dir": str(out.root), "profile": "smoke", "model_size": "3m",
+                  "seed": 7.0, "lr": 1e-3, "unrelated_global": object()}
+    run = training.prepare_run(parameters)
+    assert run.size.name == "3M" and run.profile == "smoke" and run.seed == 7 and isinstance(run.seed, int)
+    assert run.settings == training.training_settings("3m", "smoke", lr=1e-3) and run.settings["lr"] == 1e-3
+    assert run.sources["lr"] == "override" and run.sources["dropout"] == "size 3M (DROPOUT)"
+    assert (run.run_name, run.model_dir, run.state_dir) == ("3M", out.models / "3M", out.models / "3M" / "training")
+    assert (run.tokenizer_dir, run.train_path, run.val_path) == (out.tokenizer, out.train_txt, out.val_txt)
+    assert run.requested_precision == "auto"
+    assert f"3M, smoke profile, seed 7; its folder: {out.models / '3M'}" in capsys.readouterr().out
+    assert not out.models.exists()  # named, not made: the run makes it
+
+    # notebook 06: a pretrained model, which brings its tokenizer; notebook 07: another training text
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("more text\n", encoding="utf-8")
+    tuned = training.prepare_run({**parameters, "init_from": "hub-user/gpt2/", "train_file": str(corpus)})
+    assert tuned.size is None and tuned.run_name == "finetuned/gpt2" and tuned.tokenizer_dir == "hub-user/gpt2/"
+    assert tuned.settings == training.training_settings(None, "smoke", finetune=True, lr=1e-3)
+    assert tuned.train_path == corpus
+
+
+@pytest.mark.parametrize("change, error, message", [
+    ({"model_size": "5M"}, ValueError, "1M, 3M, 7M, 15M, 22M, 37M, 59M, 100M"),
+    ({"seed": -1}, ValueError, "seed=-1"),
+    ({"precision": "fp8"}, ValueError, "precision='fp8'"),
+    ({"lr": -0.001}, ValueError, "learning rate"),
+    ({"run_name": "../elsewhere"}, ValueError, "a run name is a folder inside OUT/models"),
+])
+def test_prepare_run_refuses_a_bad_parameter_before_looking_for_any_input(tmp_path, change, error, message):
+    from junglegpt.paths import OutputDirs
+
+    parameters = {**_notebook_03_defaults(), "out_dir": str(tmp_path / "out"), "profile": "smoke", **change}
+    with pytest.raises(error, match=message):
+        training.prepare_run(parameters)  # no split, no tokenizer: it would run notebooks 01 and 02 next
+    out = OutputDirs(tmp_path / "out")
+    assert not (out.train_txt.exists() or out.tokenizer.exists() or out.executed.exists() or out.models.exists())
+
+
+def test_prepare_run_names_a_parameter_the_notebook_lacks():
+    parameters = _notebook_03_defaults()
+    del parameters["ema_decay"]
+    with pytest.raises(KeyError, match="does not set ema_decay"):
+        training.prepare_run(parameters)
+
+
+def test_transformers_note_on_gpt2s_default_loss_is_silenced_and_others_are_not():
+    """transformers 5 finds no loss type in the name "GPT2LMHeadModel" and says so at the first
+    forward pass with labels, then uses the causal-LM loss that is GPT-2's anyway: junglegpt.training
+    drops that note (notebook 03 printed it before its first batch's loss), and no other."""
+    import logging
+
+    said = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    try:
+        logging.Logger.warning_once.cache_clear()  # transformers says each note once per process
+        model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64, n_positions=16,
+                                           bos_token_id=0, eos_token_id=0)).eval()
+        ids = torch.randint(0, 64, (2, 8))
+        expected = torch.nn.functional.cross_entropy(model(input_ids=ids).logits[:, :-1].reshape(-1, 64),
+                                                     ids[:, 1:].reshape(-1))
+        assert model(input_ids=ids, labels=ids).loss.item() == pytest.approx(expected.item(), rel=1e-5)
+        model.loss_type = "NoSuchLoss"  # a loss type that is set and unknown: still reported
+        model(input_ids=ids, labels=ids)
+    finally:
+        logger.removeHandler(handler)
+    assert not [m for m in said if "loss_type=None" in m], said
+    assert [m for m in said if "loss_type=NoSuchLoss" in m]
