@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -21,6 +22,10 @@ from junglegpt.run_all import SERIES, _done_marker, _marker_content, is_done, pl
 from .helpers import git_status, linked_copy, run_all_cli
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+# The series' notebooks; notebooks/solutions.ipynb (the exercises' worked solutions) is not one of them:
+# it has the checks of every notebook here (no outputs, line width) and a shape of its own,
+# checked in tests/test_solutions.py.
+LESSONS = [p for p in NOTEBOOKS if p.stem in SERIES]
 
 
 def _read(path):
@@ -75,7 +80,57 @@ def test_the_lesson_notebooks_have_cells_sized_for_a_room(path):
     assert median <= MEDIAN_LIMIT, f"{path.name}: the median code cell has {median} lines"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+BARE_LOOP_LIMIT = 120  # code lines before 03's first backward(): issue 31 (it was 215)
+
+
+def code_lines_before_first_backward(nb) -> tuple[int, list[str]]:
+    """The code lines a reader goes through before the first `.backward()`: the non-blank lines that
+    are not only a comment, of the code cells from the first up to and including the one that holds
+    it; and those cells' ids."""
+    count, ids = 0, []
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        lines = [line.strip() for line in cell.source.splitlines()]
+        count += sum(1 for line in lines if line and not line.startswith("#"))
+        ids.append(cell.get("id"))
+        if ".backward()" in cell.source:
+            return count, ids
+    raise AssertionError("no code cell calls .backward()")
+
+
+def test_code_lines_are_counted_up_to_the_first_backward():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("#@title Setup\nimport torch\n\n   # a comment\nx = 1  # counted"),
+        nbformat.v4.new_markdown_cell("prose is not code\n.backward() in prose neither"),
+        nbformat.v4.new_code_cell("def f():\n    \"\"\"A docstring line counts.\"\"\"\n    return 1"),
+        nbformat.v4.new_code_cell("loss.backward()\nstep()"),
+        nbformat.v4.new_code_cell("after = 1\nloss.backward()"),
+    ])
+    assert code_lines_before_first_backward(nb)[0] == 2 + 3 + 2
+
+
+def test_the_training_notebook_reaches_its_bare_loop_soon_with_the_lesson_first_in_order():
+    """03's dozen-line loop within 120 code lines (the setup and parameters cells included), the
+    plumbing behind one call (training.prepare_run); before it, in order: the data's blocks, the
+    model, its size, one block by hand checked against the model, the first batch's loss."""
+    nb = _read(NOTEBOOKS_DIR / "03_train.ipynb")
+    count, ids = code_lines_before_first_backward(nb)
+    assert count <= BARE_LOOP_LIMIT, f"03 reaches its first backward() after {count} code lines ({ids})"
+    lesson = ["03-32", "03-28x", "03-05", "03-18xx", "03-19x", "03-21x", "03-44", "03-bare"]
+    assert [i for i in ids if i in lesson] == lesson, ids
+
+
+def test_the_training_notebooks_parameters_are_those_prepare_run_reads():
+    """Every parameter of 03's parameters cell (papermill's, run_all's, 06's and 07's) reaches
+    training.prepare_run, which reads them by name from the notebook's globals."""
+    from junglegpt.training import NOTEBOOK_PARAMETERS
+
+    nb = _read(NOTEBOOKS_DIR / "03_train.ipynb")
+    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    names = [m.group(1) for m in re.finditer(r"^(\w+) = ", cell.source, re.MULTILINE)]
+    assert names == list(NOTEBOOK_PARAMETERS)
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_notebook_shape(path):
     nb = _read(path)
     code = [c for c in nb.cells if c.cell_type == "code"]
