@@ -529,11 +529,15 @@ def test_transformers_note_on_gpt2s_default_loss_is_silenced_and_others_are_not(
     drops that note (notebook 03 printed it before its first batch's loss), and no other."""
     import logging
 
+    from transformers.utils import logging as transformers_logging
+
     said = []
     handler = logging.Handler()
     handler.emit = lambda record: said.append(record.getMessage())
     logger = logging.getLogger("transformers")
     logger.addHandler(handler)
+    verbosity = transformers_logging.get_verbosity()  # another test of this process may have quieted it
+    transformers_logging.set_verbosity_warning()
     try:
         logging.Logger.warning_once.cache_clear()  # transformers says each note once per process
         model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64, n_positions=16,
@@ -546,5 +550,6 @@ def test_transformers_note_on_gpt2s_default_loss_is_silenced_and_others_are_not(
         model(input_ids=ids, labels=ids)
     finally:
         logger.removeHandler(handler)
+        transformers_logging.set_verbosity(verbosity)
     assert not [m for m in said if "loss_type=None" in m], said
     assert [m for m in said if "loss_type=NoSuchLoss" in m]
