@@ -670,40 +670,30 @@ def flops_per_token(n_params: int, n_layer: int, n_embd: int, context: int) -> f
 KILL_FOR_TEST_ENV = "JUNGLEGPT_TEST_KILL_DURING_CHECKPOINT"
 
 
-class _TiedHeadNoteFilter(logging.Filter):
-    """Drops accelerate's "Removed shared tensor {'lm_head.weight'}" note, printed at every checkpoint.
+class _HarmlessNote(logging.Filter):
+    """Drops one library note that a learner can do nothing about; every other record passes."""
 
-    GPT-2's output layer is its token embedding (tied weights): safetensors stores the one tensor
-    once, and loading the state back into the same model ties them again, so there is nothing for
-    a learner to act on (the resume tests check that a resumed run continues exactly). Any other
-    shared tensor is still reported.
-    """
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Removed shared tensor {'lm_head.weight'}" not in record.getMessage()
+        return self.text not in record.getMessage()
 
 
-logging.getLogger("accelerate.utils.other").addFilter(_TiedHeadNoteFilter())
-
-
-class _DefaultLossNoteFilter(logging.Filter):
-    """Drops transformers' "`loss_type=None` was set in the config but it is unrecognized. Using the
-    default loss: `ForCausalLMLoss`", printed at the first forward pass of a GPT-2 given labels.
-
-    transformers (5.x) picks a model's loss from its class name, and "GPT2LMHeadModel" contains
-    none of the names it knows ("ForCausalLM" and the like), so it finds no loss type and falls back
-    on ForCausalLMLoss: the next-token cross-entropy, labels shifted by one inside. That is GPT-2's
-    own loss, the one notebook 03 teaches (and its tests check). Nothing was set in any config and
-    there is nothing to do, so the note only confuses a learner. A loss type that is set and
-    unrecognised is still reported.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("`loss_type=None` was set in the config but it is unrecognized")
-
-
-# Installed where notebook 03 (and every other user of this module) imports it, before any model runs.
-logging.getLogger("transformers.modeling_utils").addFilter(_DefaultLossNoteFilter())
+# accelerate's "Removed shared tensor {'lm_head.weight'}", at every checkpoint: GPT-2's output layer
+# is its token embedding (tied weights), safetensors stores the one tensor once, and loading the
+# state back ties them again (the resume tests check that a resumed run continues exactly). Any
+# other shared tensor is still reported.
+logging.getLogger("accelerate.utils.other").addFilter(_HarmlessNote("Removed shared tensor {'lm_head.weight'}"))
+# transformers' "`loss_type=None` was set in the config but it is unrecognized. Using the default
+# loss: `ForCausalLMLoss`", at the first forward pass of a GPT-2 given labels: transformers (5.x)
+# picks a model's loss from its class name, "GPT2LMHeadModel" holds none of the names it knows, and
+# it falls back on ForCausalLMLoss, the next-token cross-entropy that is GPT-2's own loss (the one
+# notebook 03 teaches, and its tests check). A loss type that is set and unrecognised is still
+# reported. Installed where notebook 03 (and every user of this module) imports it.
+logging.getLogger("transformers.modeling_utils").addFilter(
+    _HarmlessNote("`loss_type=None` was set in the config but it is unrecognized"))
 
 
 def save_checkpoint(accelerator, folder: Path, step: int, trainer_state: dict,
