@@ -134,20 +134,12 @@ def blend(prime, ids, network_nats, parts: dict, mixer_lr=0.1, share=0.002) -> f
     """Nats of `ids`: the network and `parts` ({name: (make, primed)}) mixed as mixture.score mixes."""
     history = [int(t) for t in prime]
     models = {name: (make().prime(history) if primed else make()) for name, (make, primed) in parts.items()}
-    logits = [0.0] * (1 + len(models))
-    net = [1.0 / (2 + len(models))] * (2 + len(models))
+    mixer = mixture.Mixer(1 + len(models), mixer_lr, share)
     total = 0.0
     for t, token in enumerate(int(x) for x in ids):
         contexts = {name: m.contexts(history) for name, m in models.items()}
-        ps = [math.exp(-network_nats[t])] + [max(m.prob(contexts[n], token)[0], 1e-300) for n, m in models.items()]
-        w = mixture.softmax(logits)
-        p_blend = sum(a * b for a, b in zip(w, ps, strict=True))
-        candidates = [p_blend, *ps]
-        p_mix = sum(a * b for a, b in zip(net, candidates, strict=True))
-        total -= math.log(p_mix)
-        for i in range(len(ps)):
-            logits[i] += mixer_lr * w[i] * (ps[i] / p_blend - 1.0)
-        net = [(1 - share) * a * b / p_mix + share / len(net) for a, b in zip(net, candidates, strict=True)]
+        ps = [math.exp(-network_nats[t])] + [m.prob(contexts[n], token)[0] for n, m in models.items()]
+        total -= math.log(mixer.learn(ps)[0])
         for name, m in models.items():
             m.update(contexts[name], token)
         history.append(token)

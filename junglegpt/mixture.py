@@ -238,6 +238,46 @@ def softmax(numbers: list[float]) -> list[float]:
     return [e / total for e in exps]
 
 
+class Mixer:
+    """The mixer's two layers (see the module's docstring) for `n_parts` parts: the blend, whose
+    weights are softmax(logits), one set per context; and the safety net over the blend and each
+    part alone. `mixture.score` gives it one token's probabilities, the compressor's streams whole
+    distributions (`coefficients`)."""
+
+    def __init__(self, n_parts: int, lr: float, share: float):
+        self.n_parts, self.lr, self.share = n_parts, lr, share
+        self.logits: dict[tuple, list[float]] = {}  # layer 1, by context
+        self.net = [1.0 / (n_parts + 1)] * (n_parts + 1)  # layer 2: the blend, then each part alone
+
+    def _logits(self, context: tuple) -> list[float]:
+        return self.logits.setdefault(context, [0.0] * self.n_parts)
+
+    def coefficients(self, context: tuple = ()) -> list[float]:
+        """What each part's distribution is multiplied by in the mixture (they sum to 1): the safety
+        net's weight on the blend spread over the blend's parts, plus the part's own."""
+        w = softmax(self._logits(context))
+        return [self.net[0] * wi + self.net[1 + i] for i, wi in enumerate(w)]
+
+    def learn(self, ps: list[float], context: tuple = ()) -> tuple[float, float]:
+        """The mixture's and the blend's probability of a token each part gave `ps`, then learn from
+        it: the blend by a gradient step on its code length, -log p_blend (d/d logit_i =
+        w_i (1 - p_i / p_blend)), the safety net by Bayes' rule and the share."""
+        ps = [max(p, 1e-300) for p in ps]
+        logits = self._logits(context)
+        w = softmax(logits)
+        p_blend = sum(wi * pi for wi, pi in zip(w, ps, strict=True))
+        candidates = [p_blend, *ps]
+        p_mix = sum(wi * pi for wi, pi in zip(self.net, candidates, strict=True))
+        for i, (wi, pi) in enumerate(zip(w, ps, strict=True)):
+            logits[i] += self.lr * wi * (pi / p_blend - 1.0)
+        posterior = [wi * pi / p_mix for wi, pi in zip(self.net, candidates, strict=True)]
+        self.net = [(1 - self.share) * q + self.share / len(self.net) for q in posterior]
+        return p_mix, p_blend
+
+    def blend_weights(self) -> dict[tuple, list[float]]:
+        return {context: softmax(logits) for context, logits in self.logits.items()}
+
+
 # Primed counts and match models, pickled, by (priming text, vocabulary, max_order, min_match): the
 # rule scores every setting of GRID after the same priming text, and notebook 04 scores each text
 # three ways, so one priming served 24 times. Unpickling a copy takes half the time of priming
@@ -280,9 +320,7 @@ def score(prime_ids, ids, network_nats, settings: Settings = Settings(), vocab_s
                              f"not an array of shape {network_nats.shape}")
     counts, match = primed(prime_ids, vocab_size, settings)
     history = list(match.history)  # the counts' history: the same tokens
-    lr, share = settings.mixer_lr, settings.share
-    blend_logits: dict[tuple, list[float]] = {}  # layer 1: softmax(logits) are the blend's weights
-    net = [1.0 / (len(parts) + 1)] * (len(parts) + 1)  # layer 2: the blend, then each part alone
+    mixer = Mixer(len(parts), settings.mixer_lr, settings.share)
     mixed = np.empty(len(ids))
     alone = {part: np.empty(len(ids)) for part in (*parts, "blend")}
     previous_surprise = None
@@ -296,27 +334,16 @@ def score(prime_ids, ids, network_nats, settings: Settings = Settings(), vocab_s
             p["network"] = math.exp(-network_nats[t])
         ps = [max(p[part], 1e-300) for part in parts]
         context = (match.bucket(), seen, surprise_bucket(previous_surprise)) if settings.contexts else ()
-        logits = blend_logits.setdefault(context, [0.0] * len(parts))
-        w = softmax(logits)
-        p_blend = sum(wi * pi for wi, pi in zip(w, ps, strict=True))
-        candidates = [p_blend, *ps]
-        p_mix = sum(wi * pi for wi, pi in zip(net, candidates, strict=True))
+        p_mix, p_blend = mixer.learn(ps, context)  # scored; now everything learns from the token
         mixed[t] = -math.log(p_mix)
         for part, pi in zip((*parts, "blend"), (*ps, p_blend), strict=True):
             alone[part][t] = -math.log(pi)
-        # ... scored; now everything learns from the token: the blend by a gradient step on its
-        # code length, -log p_blend (d/d logit_i = w_i (1 - p_i / p_blend)), the safety net by Bayes
-        for i, (wi, pi) in enumerate(zip(w, ps, strict=True)):
-            logits[i] += lr * wi * (pi / p_blend - 1.0)
-        posterior = [wi * pi / p_mix for wi, pi in zip(net, candidates, strict=True)]
-        net = [(1 - share) * q + share / len(net) for q in posterior]
         counts.update(contexts, token)
         match.update(token)
         history.append(token)
         if "network" in parts:
             previous_surprise = network_nats[t]
-    weights = {context: softmax(logits) for context, logits in blend_logits.items()}
-    return Scored(mixed, alone, weights, net, settings)
+    return Scored(mixed, alone, mixer.blend_weights(), mixer.net, settings)
 
 
 def choose_settings(prime_ids, tune_ids, tune_network_nats, n_bytes: int, grid=GRID, vocab_size: int = 2048,

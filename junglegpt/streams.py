@@ -32,7 +32,9 @@ What side by side costs, in bits, against reading the text in order (`mixture.sc
 
 from __future__ import annotations
 
+import contextlib
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from . import dynamic
-from .mixture import Settings, TokenCounts, softmax
+from .mixture import Mixer, Settings, TokenCounts
 
 STREAMS = 64  # stretches read side by side (fewer for a short text: each gets at least a chunk)
 
@@ -171,30 +173,17 @@ class SharedCounts:
             self.order0[token] += 1
 
 
-class Mixer:
-    """`mixture.score`'s two layers for two parts (network, counts), whole distributions at a time."""
+class _InOrder(contextlib.nullcontext):
+    """An executor that runs each task at once in the calling thread: `Predictor.run` one step after
+    the other (tests/test_streams.py checks that overlapping changes no number)."""
 
-    def __init__(self, settings: Settings):
-        self.lr, self.share = settings.mixer_lr, settings.share
-        self.logits = [0.0, 0.0]  # layer 1: the blend of the network and the counts
-        self.net = [1 / 3] * 3  # layer 2: the blend, the network alone, the counts alone
+    def __enter__(self):
+        return self
 
-    def mix(self, network: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        w = softmax(self.logits)
-        # the safety net's weight on the blend, spread over the blend's parts, plus their own
-        return (self.net[0] * w[0] + self.net[1]) * network + (self.net[0] * w[1] + self.net[2]) * counts
-
-    def update(self, p_network: float, p_counts: float) -> None:
-        """Learn from one token, given the probability each part gave it (as `mixture.score` does)."""
-        ps = [max(p_network, 1e-300), max(p_counts, 1e-300)]
-        w = softmax(self.logits)
-        p_blend = w[0] * ps[0] + w[1] * ps[1]
-        candidates = [p_blend, *ps]
-        p_mix = sum(n * p for n, p in zip(self.net, candidates, strict=True))
-        for i in range(2):
-            self.logits[i] += self.lr * w[i] * (ps[i] / p_blend - 1.0)
-        posterior = [n * p / p_mix for n, p in zip(self.net, candidates, strict=True)]
-        self.net = [(1 - self.share) * q + self.share / 3 for q in posterior]
+    def submit(self, task, *args) -> Future:
+        done = Future()
+        done.set_result(task(*args))
+        return done
 
 
 class Predictor:
@@ -213,39 +202,63 @@ class Predictor:
         self.vocab_size = model.config.vocab_size
         self.steps = NetworkSteps(self.learner, layout.streams)
         self.counts = SharedCounts(self.vocab_size, settings, prime_ids) if settings else None
-        self.mixer = Mixer(settings) if settings else None
+        self.mixer = Mixer(2, settings.mixer_lr, settings.share) if settings else None  # network, counts
         self.prime_tail = list(prime_ids[-settings.max_order :]) if settings and settings.max_order else []
         self.nats: dict[str, list[float]] = {"network": [], "counts": [], "mixture": []}
 
-    def run(self, code) -> list[int]:
+    def run(self, code, overlap: bool = True) -> list[int]:
         layout = self.layout
         streams = [[] for _ in range(layout.streams)]
         real = [min(layout.length, layout.n_tokens - s * layout.length) for s in range(layout.streams)]
-        for window in dynamic.windows(layout.length):
-            context = torch.full((layout.streams, 1 + window.start - window.left), self.start_id)
-            for row, ids in zip(context, streams, strict=True):  # a finished stream's is padding
-                seen = ids[window.left : window.start]
-                row[1 : 1 + len(seen)] = torch.tensor(seen, dtype=torch.long)
-            logits = self.steps(context, 0)
-            for position in range(window.start, window.end):
-                active = [s for s in range(layout.streams) if position < real[s]]
-                probs = self._distributions(logits[: len(active)], [streams[s] for s in active])
-                tokens = code(probs, active)
-                self._learn_tokens(probs, active, tokens, streams)
-                if self.lr > 0:
-                    self._learn_output(logits[: len(active)], tokens)
-                if position + 1 < window.end:
+        # The network's side of a step (its output layer learning from the step's tokens, then its
+        # next step) and the counts' side (learning, then their next distributions) need nothing
+        # from each other, so they run at once, the network in a second thread (torch lets go of
+        # Python's lock while it computes). The same numbers as one after the other, sooner.
+        threads = torch.get_num_threads()
+        side = ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(threads,)) if overlap else _InOrder()
+        with side:
+            for window in dynamic.windows(layout.length):
+                context = torch.full((layout.streams, 1 + window.start - window.left), self.start_id)
+                for row, ids in zip(context, streams, strict=True):  # a finished stream's is padding
+                    seen = ids[window.left : window.start]
+                    row[1 : 1 + len(seen)] = torch.tensor(seen, dtype=torch.long)
+                logits = self.steps(context, 0)
+                active = [s for s in range(layout.streams) if window.start < real[s]]
+                counts = self._counts([streams[s] for s in active])
+                for position in range(window.start, window.end):
+                    logits = logits[: len(active)]
+                    probs = self._mix(logits, counts)
+                    tokens = code(probs, active)
+                    following = position + 1 < window.end
                     fed = [tokens[s] if s < len(active) else self.start_id for s in range(layout.streams)]
-                    logits = self.steps(torch.tensor(fed)[:, None], 1 + position - window.left)
+                    network = side.submit(self._network_side, logits, tokens, fed if following else None,
+                                          1 + position - window.left)
+                    self._learn_tokens(probs, active, tokens, streams)
+                    if following:
+                        active = [s for s in active if position + 1 < real[s]]
+                        counts = self._counts([streams[s] for s in active])
+                    logits = network.result()
         return [token for ids in streams for token in ids]
 
-    def _distributions(self, logits: torch.Tensor, histories: list[list[int]]) -> np.ndarray:
-        network = torch.softmax(logits.double(), -1).numpy()
+    def _network_side(self, logits: torch.Tensor, tokens: list[int], fed: list[int] | None, position: int):
+        """Learn from the step's tokens (with lr > 0), then the logits of the next step (None after
+        a window's last position)."""
+        if self.lr > 0:
+            self._learn_output(logits, tokens)
+        return None if fed is None else self.steps(torch.tensor(fed)[:, None], position)
+
+    def _counts(self, histories: list[list[int]]) -> np.ndarray | None:
         if self.counts is None:
+            return None
+        return self.counts.distributions([self.prime_tail + h[-self.settings.max_order :] for h in histories])
+
+    def _mix(self, logits: torch.Tensor, counts: np.ndarray | None) -> np.ndarray:
+        network = torch.softmax(logits.double(), -1).numpy()
+        if counts is None:
             return network
-        counts = self.counts.distributions([self.prime_tail + h[-self.settings.max_order :] for h in histories])
         self._parts = network, counts
-        return self.mixer.mix(network, counts)
+        on_network, on_counts = self.mixer.coefficients()
+        return on_network * network + on_counts * counts
 
     def _learn_tokens(self, probs: np.ndarray, active: list[int], tokens: list[int], streams) -> None:
         rows = np.arange(len(active))
@@ -259,7 +272,7 @@ class Predictor:
             self.nats["counts"].extend(-math.log(max(p, 1e-300)) for p in p_counts)
             for s, token, pn, pc in zip(active, tokens, p_network, p_counts, strict=True):
                 self.counts.update(self.prime_tail + streams[s][-self.settings.max_order :], token)
-                self.mixer.update(pn, pc)
+                self.mixer.learn([pn, pc])
         for s, token in zip(active, tokens, strict=True):
             streams[s].append(int(token))
 

@@ -28,7 +28,7 @@ def tiny(tmp_path_factory):
     return model, tokenizer, tokenizer.encode(TEXT)
 
 
-def _run(model, start_id, ids, n_streams, lr, settings, prime, record=None):
+def _run(model, start_id, ids, n_streams, lr, settings, prime, record=None, overlap=True):
     """The predictor over `ids`; every step's distributions appended to `record` as (stream, row)."""
     layout = streams.Layout.for_text(len(ids), n_streams, chunk=16)
     by_stream, done = layout.stream_ids(ids), [0] * layout.streams
@@ -43,7 +43,7 @@ def _run(model, start_id, ids, n_streams, lr, settings, prime, record=None):
         return out
 
     predictor = streams.Predictor(model, start_id, layout, lr, settings, prime)
-    assert predictor.run(code) == ids  # the streams put back together in the text's order
+    assert predictor.run(code, overlap) == ids  # the streams put back together in the text's order
     return predictor
 
 
@@ -123,6 +123,19 @@ def test_one_stream_frozen_scores_the_text_as_the_mixture_does(tiny):
     np.testing.assert_allclose(predictor.nats["network"], network, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(predictor.nats["counts"], reference.part_nats["counts"], rtol=1e-9)
     np.testing.assert_allclose(predictor.nats["mixture"], reference.nats, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("settings", [SETTINGS, None])
+def test_the_network_in_its_own_thread_changes_no_number(tiny, settings):
+    """The network's side of each step runs beside the counts' side: every distribution is the one
+    the steps give one after the other, bit for bit (the decompressor must see the compressor's)."""
+    model, tokenizer, ids = tiny
+    side_by_side, in_order = [], []
+    _run(model, tokenizer.eos_token_id, ids, 3, 0.3, settings, ids[:50], side_by_side)
+    _run(model, tokenizer.eos_token_id, ids, 3, 0.3, settings, ids[:50], in_order, overlap=False)
+    assert len(side_by_side) == len(in_order) == len(ids)
+    for (s1, a), (s2, b) in zip(side_by_side, in_order, strict=True):
+        assert s1 == s2 and np.array_equal(a, b)
 
 
 def test_learning_while_reading_lowers_the_cost_of_a_repeated_text(tiny):
