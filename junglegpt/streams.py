@@ -44,7 +44,11 @@ import torch.nn.functional as F
 from . import dynamic
 from .mixture import Mixer, Settings, TokenCounts
 
-STREAMS = 64  # stretches read side by side (fewer for a short text: each gets at least a chunk)
+# Stretches read side by side (fewer for a short text: each gets at least a chunk). The fewest that
+# keep the held-out book under a minute each way with 1M on 2 cores: 16 streams code it at 1.8925
+# bits per byte in 46 s and 45 s, 32 at 1.8953 in 43 s and 41 s, 64 at 1.8997 in 36 s and 35 s
+# (benchmarks/compress_speed.py, docs/results.md).
+STREAMS = 16
 
 
 @dataclass(frozen=True)
