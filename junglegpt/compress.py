@@ -18,7 +18,8 @@ notebook 04 chose for the held-out book (the run's `results.json`; defaults wher
 `--network-only` codes with the network alone, `--dynamic-lr 0` keeps it frozen.
 
 Both sides must compute bit-identical probabilities, so both run on the CPU, in fp32 (the counts
-and the mixer in float64), with THREADS threads. The header holds the hashes of the model and of the
+and the mixer in float64), with THREADS torch threads (in each of the two threads
+`streams.Predictor.run` keeps: the network's and the counts'). The header holds the hashes of the model and of the
 priming text, every setting, the text's length and a CRC-32: a file made with another model or
 another priming text is refused, and a damaged or cut file is refused, never decoded into
 garbage. Every header field is checked before decoding (a damaged token count would otherwise
@@ -230,9 +231,10 @@ class Decoder:
         return symbol
 
 
-# Both sides compute with this many threads, whatever the machine has: a different thread count
-# can round matrix sums differently. One: the steps are too small for a second thread to pay
-# (two made coding the held-out book 40% slower on a 2-core Xeon).
+# Both sides compute with this many torch threads, whatever the machine has: a different thread
+# count can round matrix sums differently. One: the steps are too small for torch's own second
+# thread to pay (two made coding the held-out book 40% slower on a 2-core Xeon); the second core
+# runs the network's step beside the counts' instead (junglegpt.streams).
 THREADS = 1
 
 

@@ -23,7 +23,7 @@ The protocol, step by step (every token is scored before anything learns from it
   layer (the token embedding, which GPT-2 ties to it) on the step's tokens, from the hidden states
   the step computed anyway. Notebook 04's learning while reading (`junglegpt.dynamic`) steps every
   weight once per chunk, at the cost of a forward and a backward pass over the chunk again; read
-  side by side, the streams would take one such step per 64 chunks, and that step was both slower
+  side by side, the streams would take one such step per `streams` chunks, and that step was both slower
   than the whole rest of the coding and weaker (benchmarks/compress_speed.py).
 
 What side by side costs, in bits, against reading the text in order (`mixture.score` with
@@ -44,8 +44,9 @@ import torch.nn.functional as F
 from . import dynamic
 from .mixture import Mixer, Settings, TokenCounts
 
-# Stretches read side by side (fewer for a short text: each gets at least a chunk). The fewest that
-# keep the held-out book under a minute each way with 1M on 2 cores: 16 streams code it at 1.8925
+# Stretches read side by side (fewer for a short text: each gets at least a chunk). Fewer cost fewer
+# bits and more time; 16 keep the held-out book under a minute each way with 1M on 2 cores, within
+# 1% of the mixture read in order (8 was not tried): 16 streams code it at 1.8925
 # bits per byte in 46 s and 45 s, 32 at 1.8953 in 43 s and 41 s, 64 at 1.8997 in 36 s and 35 s
 # (benchmarks/compress_speed.py, docs/results.md).
 STREAMS = 16

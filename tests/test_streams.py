@@ -5,6 +5,8 @@ distribution, nothing is scored after learning from it, and read in one stream i
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -125,13 +127,25 @@ def test_one_stream_frozen_scores_the_text_as_the_mixture_does(tiny):
     np.testing.assert_allclose(predictor.nats["mixture"], reference.nats, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("late", [None, "_network_side", "_learn_tokens"])
 @pytest.mark.parametrize("settings", [SETTINGS, None])
-def test_the_network_in_its_own_thread_changes_no_number(tiny, settings):
+def test_the_network_in_its_own_thread_changes_no_number(tiny, settings, late, monkeypatch):
     """The network's side of each step runs beside the counts' side: every distribution is the one
-    the steps give one after the other, bit for bit (the decompressor must see the compressor's)."""
+    the steps give one after the other, bit for bit (the decompressor must see the compressor's),
+    whichever side finishes first (`late`: that side waits a moment at every step, so that the
+    other one runs first; a side reading what the other writes would then see it changed)."""
     model, tokenizer, ids = tiny
     side_by_side, in_order = [], []
+    if late:
+        on_time = getattr(streams.Predictor, late)
+
+        def waits_first(self, *args):
+            time.sleep(0.002)
+            return on_time(self, *args)
+
+        monkeypatch.setattr(streams.Predictor, late, waits_first)
     _run(model, tokenizer.eos_token_id, ids, 3, 0.3, settings, ids[:50], side_by_side)
+    monkeypatch.undo()
     _run(model, tokenizer.eos_token_id, ids, 3, 0.3, settings, ids[:50], in_order, overlap=False)
     assert len(side_by_side) == len(in_order) == len(ids)
     for (s1, a), (s2, b) in zip(side_by_side, in_order, strict=True):
