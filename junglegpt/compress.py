@@ -7,10 +7,11 @@ The text is tokenized, and for each token the predictor gives a probability to e
 the vocabulary; the arithmetic coder spends -log2(p) bits on the one that comes. So the file is
 as long as the predictor's score of the text says, plus a header. The predictor is notebook 04's
 mixture: the network, learning while it reads, mixed with count models that learn as they read,
-primed on the training text (`junglegpt.mixture`). To be fast it reads the text as `--streams`
-stretches side by side, and the network learns in its output layer only (`junglegpt.streams`);
-the decompressor, having decoded a step, learns exactly as the compressor did: both sides adapt
-in lockstep.
+primed on the training text (`junglegpt.mixture`), and then mixed again with the product of its
+parts (`mixture.Product`), which needs the whole distributions only the compressor has. To be
+fast it reads the text as `--streams` stretches side by side, and the network learns in its
+output layer only (`junglegpt.streams`); the decompressor, having decoded a step, learns exactly
+as the compressor did: both sides adapt in lockstep.
 
 Everything it needs is found from the model's folder: the tokenizer beside the weights, the
 training text (`train.txt` beside the model, or the run's `data/train.txt`), and the settings
@@ -18,8 +19,8 @@ notebook 04 chose for the held-out book (the run's `results.json`; defaults wher
 `--network-only` codes with the network alone, `--dynamic-lr 0` keeps it frozen.
 
 Both sides must compute bit-identical probabilities, so both run on the CPU, in fp32 (the counts
-and the mixer in float64), with THREADS torch threads (in each of the two threads
-`streams.Predictor.run` keeps: the network's and the counts'). The header holds the hashes of the model and of the
+and the mixers in float64), with THREADS torch threads (the network's step runs in a process of
+its own, in one thread: `streams.Predictor.run`). The header holds the hashes of the model and of the
 priming text, every setting, the text's length and a CRC-32: a file made with another model or
 another priming text is refused, and a damaged or cut file is refused, never decoded into
 garbage. Every header field is checked before decoding (a damaged token count would otherwise
@@ -53,7 +54,7 @@ import torch
 from . import dynamic, mixture, streams
 from .io import atomic_write_bytes
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the mixture has a second stage, the product (junglegpt.streams)
 MAGIC = b"JGPTZ" + bytes([FORMAT_VERSION])
 HEADER = struct.Struct("<6sBBB32s32sQQIdHHHBddd")  # the fields of Header, in order
 
@@ -234,7 +235,8 @@ class Decoder:
 # Both sides compute with this many torch threads, whatever the machine has: a different thread
 # count can round matrix sums differently. One: the steps are too small for torch's own second
 # thread to pay (two made coding the held-out book 40% slower on a 2-core Xeon); the second core
-# runs the network's step beside the counts' instead (junglegpt.streams).
+# runs the network's step beside the counts' instead, in a process that computes in one thread
+# whatever this says (junglegpt.streams._serve): keep it at 1.
 THREADS = 1
 
 

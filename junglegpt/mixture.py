@@ -28,6 +28,9 @@ The **mixer** weighs the three token by token, in two layers:
 
 Every token is scored before any part (network, counts, match model, mixer) learns from it, so the
 total is an honest code length. Bits per byte are compared with PPMd and zpaq in notebook 04.
+
+The compressor (`junglegpt.streams`) has every part's whole distribution, not one probability per
+token, and adds a second stage: the blend mixed again with a `Product` of the parts.
 """
 
 from __future__ import annotations
@@ -276,6 +279,58 @@ class Mixer:
 
     def blend_weights(self) -> dict[tuple, list[float]]:
         return {context: softmax(logits) for context, logits in self.logits.items()}
+
+
+class Product:
+    """A product of experts: p(w) proportional to prod_j p_j(w) ** a_j, for whole distributions.
+
+    Where the blend adds probabilities (a token is as likely as the parts' weighted average says),
+    the product adds log probabilities: a token every part finds likely stands out more, and a
+    token one part rules out is ruled out; a weight below 1 flattens a part, a negative one
+    subtracts it (the counts of one token back tell the longer counts what is merely frequent).
+    The weights take a gradient step on the code length after every token, as the blend's do:
+    d(-log p(y)) / d a_j = E_p[log p_j] - log p_j(y), so a part whose log probability of the token
+    beat its average under the product gains weight. The compressor mixes it with the blend
+    (`junglegpt.streams`); it needs every part's whole distribution, which `mixture.score`, fed one
+    probability per token, does not have."""
+
+    def __init__(self, weights, lr: float):
+        self.weights, self.lr = np.array(weights, dtype=np.float64), lr
+
+    def distributions(self, logs: np.ndarray, known: np.ndarray | float = 0.0) -> np.ndarray:
+        """The product's distributions (rows, vocabulary) from the parts' log probabilities, (parts,
+        rows, vocabulary). `known`: the last parts' share of the sum, from `known_scores` (the
+        compressor computes it while the network's step runs); `logs` then holds the first parts."""
+        scores = _weighted_sum(self.weights[: len(logs)], logs) + known
+        scores -= scores.max(axis=1, keepdims=True)
+        p = np.exp(scores)
+        p /= p.sum(axis=1, keepdims=True)
+        return p
+
+    def known_scores(self, last_logs: np.ndarray) -> np.ndarray:
+        """sum_j a_j log p_j(w) over the last len(last_logs) parts, (rows, vocabulary)."""
+        return _weighted_sum(self.weights[len(self.weights) - len(last_logs) :], last_logs)
+
+    @staticmethod
+    def expected(p: np.ndarray, logs: np.ndarray) -> np.ndarray:
+        """Each part's expected log probability under the product's `p`, (rows, parts): `learn`
+        needs it."""
+        return np.einsum("rv,jrv->rj", p, logs)
+
+    def learn(self, logs_of_tokens: np.ndarray, expected: np.ndarray) -> None:
+        """A gradient step for each of the tokens of one call of `distributions` (rows, parts: each
+        part's log probability of the row's token, and `expected` of its distributions). They
+        were all computed before any of the tokens was known, so the steps add up to one."""
+        self.weights += self.lr * (logs_of_tokens - expected).sum(axis=0)
+
+
+def _weighted_sum(weights: np.ndarray, arrays: np.ndarray) -> np.ndarray:
+    """sum_j weights[j] * arrays[j], element by element. (Not np.tensordot: that calls BLAS, whose
+    own threads would compete with the compressor's network process for the cores.)"""
+    total = weights[0] * arrays[0]
+    for weight, array in zip(weights[1:], arrays[1:], strict=True):
+        total += weight * array
+    return total
 
 
 # Primed counts and match models, pickled, by (priming text, vocabulary, max_order, min_match): the

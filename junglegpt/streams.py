@@ -15,10 +15,13 @@ The protocol, step by step (every token is scored before anything learns from it
   127 earlier tokens *of its own stream* as context. All streams are at the same place at once.
 - At each step, for every stream: the network's distribution (a batched step with a key-value
   cache, `NetworkSteps`), the counts' distribution (the stream's own last tokens as context; the
-  tables are shared by all streams), and the two mixed as `junglegpt.mixture` mixes them (a
-  blend whose weights take gradient steps, under a fixed-share safety net). Then the tokens of
-  the step are coded in stream order, and then the counts and the mixer learn from each of them,
-  in stream order.
+  tables are shared by all streams), and the two mixed in two stages. First as
+  `junglegpt.mixture` mixes them (a blend whose weights take gradient steps, under a fixed-share
+  safety net); then that blend is mixed the same way with a product of experts
+  (`mixture.Product`: the network, the counts, the counts after one and two tokens of context,
+  and the stream's recent tokens, their probabilities multiplied, each raised to a learned power).
+  Then the tokens of the step are coded in stream order, and then the counts, the recent tokens
+  and both mixers learn from each of them, in stream order.
 - After each step, with lr > 0, the network learns while it reads: one SGD step of its output
   layer (the token embedding, which GPT-2 ties to it) on the step's tokens, from the hidden states
   the step computed anyway. Notebook 04's learning while reading (`junglegpt.dynamic`) steps every
@@ -26,15 +29,19 @@ The protocol, step by step (every token is scored before anything learns from it
   side by side, the streams would take one such step per `streams` chunks, and that step was both slower
   than the whole rest of the coding and weaker (benchmarks/compress_speed.py).
 
-What side by side costs, in bits, against reading the text in order (`mixture.score` with
-`junglegpt.dynamic`'s network), is measured in `benchmarks/compress_speed.py` and docs/results.md.
+The network's side of each step runs in a process of its own, beside the counts' side
+(`_NetworkProcess`). What side by side costs, in bits, against reading the text in order
+(`mixture.score` with `junglegpt.dynamic`'s network; it has the first stage only), and what the
+second stage buys, are measured in `benchmarks/compress_speed.py` and docs/results.md.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from concurrent.futures import Future, ThreadPoolExecutor
+import multiprocessing
+import signal
+import sys
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,14 +49,26 @@ import torch
 import torch.nn.functional as F
 
 from . import dynamic
-from .mixture import Mixer, Settings, TokenCounts
+from .mixture import Mixer, Product, Settings, TokenCounts
 
 # Stretches read side by side (fewer for a short text: each gets at least a chunk). Fewer cost fewer
-# bits and more time; 16 keep the held-out book under a minute each way with 1M on 2 cores, within
-# 1% of the mixture read in order (8 was not tried): 16 streams code it at 1.8925
-# bits per byte in 46 s and 45 s, 32 at 1.8953 in 43 s and 41 s, 64 at 1.8997 in 36 s and 35 s
-# (benchmarks/compress_speed.py, docs/results.md).
+# bits and more time; 16 keep the held-out book under a minute each way with 1M on 2 cores (8 was
+# not tried): with both stages of the mixture, 16 streams code it at 1.8657 bits per byte in 38 s
+# each way, 32 at 1.8701 (benchmarks/compress_speed.py, docs/results.md).
 STREAMS = 16
+
+# The second stage of the mixture (see Predictor): a product of the network, the counts, the
+# counts' distributions after one and two tokens of context, and a cache of each stream's recent
+# tokens, mixed with the blend of the network and the counts. Its settings were chosen as the rest
+# of the compressor's, on the validation text with the full-profile 1M, never the held-out book
+# (docs/results.md): the product's rate from 0.0002, 0.0005, 0.001 and 0.002; the cache's decay
+# (0.99, 0.995, 0.998: the same to 0.0002) and floor were not tuned further.
+PRODUCT_PARTS = ("network", "counts", "counts, 1 token", "counts, 2 tokens", "recent tokens")
+PRODUCT_START = (0.6, 0.6, 0.0, 0.0, 0.0)  # the product's first weights, in PRODUCT_PARTS' order
+PRODUCT_LR = 0.0005
+LOWER_ORDERS = (1, 2)
+RECENT_DECAY = 0.995  # each stream's token counts shrink by this after each of its tokens
+RECENT_FLOOR = 0.05  # added to every token's count: a token not seen lately is unlikely, not impossible
 
 
 @dataclass(frozen=True)
@@ -135,19 +154,22 @@ class SharedCounts:
             for token, count in entry[1].items():
                 self.order0[token] = count
 
-    def distributions(self, histories: list[list[int]]) -> np.ndarray:
-        """(streams, vocabulary): p(next token) after each history, as `TokenCounts.prob` gives it."""
+    def distributions(self, histories: list[list[int]], lower: tuple[int, ...] = ()) -> np.ndarray:
+        """(streams, vocabulary): p(next token) after each history, as `TokenCounts.prob` gives it.
+        With `lower` orders, (1 + len(lower), streams, vocabulary): then also the distribution
+        the blend of the orders had reached after each of those (the full one where the history's
+        longest seen context is shorter)."""
         d, vocab = self.discount, self.vocab_size
         tables = self.counts.tables
-        out = np.empty((len(histories), vocab))
+        out = np.empty((1 + len(lower), len(histories), vocab))
         entry = tables[0].get(())
         if entry is None:
             out[:] = 1.0 / vocab
-            return out
+            return out if lower else out[0]
         total, seen = entry
         base = (np.maximum(self.order0 - d, 0.0) + d * len(seen) / vocab) / total
-        for row, history in zip(out, histories, strict=True):
-            p = base
+        for row, history in enumerate(histories):
+            p, order = base, 0
             for table, context in zip(tables[1:], self.counts.contexts(history)[1:]):  # noqa: B905
                 entry = table.get(context)
                 if entry is None:
@@ -156,8 +178,14 @@ class SharedCounts:
                 tokens, extra = self._sparse(context, entry)
                 p = p * (d * len(seen) / total)
                 p[tokens] += extra
-            row[:] = p
-        return out
+                order += 1
+                if order in lower:
+                    out[1 + lower.index(order), row] = p
+            out[0, row] = p
+            for i, k in enumerate(lower):
+                if k > order:
+                    out[1 + i, row] = p
+        return out if lower else out[0]
 
     def _sparse(self, context: tuple, entry: list) -> tuple[np.ndarray, np.ndarray]:
         """A context's seen tokens and what they add over the shorter context's share,
@@ -178,17 +206,122 @@ class SharedCounts:
             self.order0[token] += 1
 
 
-class _InOrder(contextlib.nullcontext):
-    """An executor that runs each task at once in the calling thread: `Predictor.run` one step after
-    the other (tests/test_streams.py checks that overlapping changes no number)."""
+class RecentTokens:
+    """Each stream's recent tokens as a distribution: counts that shrink by RECENT_DECAY after each
+    of the stream's tokens (a token 140 tokens back counts half), plus RECENT_FLOOR for every
+    token. A name that turns up on one page of the book is likely again on the next."""
+
+    def __init__(self, n_streams: int, vocab_size: int):
+        self.counts = np.zeros((n_streams, vocab_size))
+
+    def distributions(self, active: list[int]) -> np.ndarray:
+        p = self.counts[active] + RECENT_FLOOR
+        return p / p.sum(axis=1, keepdims=True)
+
+    def update(self, active: list[int], tokens: list[int]) -> None:
+        self.counts[active] *= RECENT_DECAY
+        self.counts[active, tokens] += 1.0
+
+
+# How the network's process starts: forked on Linux (at once, nothing to copy), elsewhere afresh
+# (forking a process that uses torch is unsafe on macOS, impossible on Windows).
+START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+class _InOrder:
+    """The network's side of each step run at once, in this process: `Predictor.run` one step after
+    the other (tests/test_streams.py checks that a process of its own changes no number)."""
+
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
 
     def __enter__(self):
         return self
 
-    def submit(self, task, *args) -> Future:
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def submit(self, method: str, *args) -> Future:
         done = Future()
-        done.set_result(task(*args))
+        done.set_result(getattr(self.predictor, method)(*args))
         return done
+
+
+class _NetworkProcess:
+    """The network's side of each step run by a copy of the predictor in a process of its own.
+
+    The two sides are mostly small operations, each paying Python's overhead, and one process runs
+    Python in one thread at a time: in a second thread the network's side waited for the counts'
+    (the held-out book took as long as one side after the other on one 2-core Xeon). A process has
+    its own interpreter. It is forked where the system allows (Linux: a copy of everything at
+    once), else started afresh with a pickled copy of the predictor. It computes in one torch
+    thread, so every number is the one `_InOrder` gives in one thread; it ends when the coding
+    does, or when this process is gone (its pipe closes)."""
+
+    def __init__(self, predictor: Predictor):
+        fork = START_METHOD == "fork"
+        context = multiprocessing.get_context(START_METHOD)
+        self.connection, theirs = context.Pipe()
+        # a forked copy holds this end too, and must close it: else its pipe never closes
+        ours = self.connection if fork else None
+        self.process = context.Process(target=_serve, args=(predictor, theirs, ours), daemon=True,
+                                       name="junglegpt network")
+        self.process.start()
+        theirs.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.connection.close()  # the process's next read fails, and it returns
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.terminate()
+
+    def submit(self, method: str, *args) -> _Reply:
+        self.connection.send((method, args))
+        return _Reply(self.connection)
+
+
+class _Reply:
+    def __init__(self, connection):
+        self.connection = connection
+
+    def result(self) -> torch.Tensor | None:
+        try:
+            kind, value = self.connection.recv()
+        except EOFError:
+            raise RuntimeError("the compressor's network process ended without answering (killed, or out "
+                               "of memory?); nothing was written") from None
+        if kind == "failed":
+            raise RuntimeError(f"the compressor's network process failed: {value}")
+        return None if value is None else torch.from_numpy(value)
+
+
+def _serve(predictor: Predictor, connection, coders_end=None) -> None:
+    """The network process: run each method asked for, send back its logits (or None). In one torch
+    thread: a forked process that starts torch's pool of threads again can hang for ever (the
+    pool's state was copied mid-use), and the compressor computes in one thread anyway (THREADS)."""
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coder's to handle: it closes the pipe
+    if coders_end is not None:
+        coders_end.close()
+    while True:
+        try:
+            method, args = connection.recv()
+        except (EOFError, OSError):  # the coding is over, or its process is gone
+            return
+        try:
+            result = getattr(predictor, method)(*args)
+            reply = ("done", None if result is None else result.numpy())
+        except Exception as error:  # noqa: BLE001 - reported to the coder, which raises it
+            reply = ("failed", f"{type(error).__name__}: {error}")
+        try:
+            connection.send(reply)
+        except OSError:  # the coder stopped early (a damaged file, an interrupt) and closed the pipe
+            return
+        if reply[0] == "failed":
+            return
 
 
 class Predictor:
@@ -207,9 +340,13 @@ class Predictor:
         self.vocab_size = model.config.vocab_size
         self.steps = NetworkSteps(self.learner, layout.streams)
         self.counts = SharedCounts(self.vocab_size, settings, prime_ids) if settings else None
-        self.mixer = Mixer(2, settings.mixer_lr, settings.share) if settings else None  # network, counts
+        if settings:
+            self.mixer = Mixer(2, settings.mixer_lr, settings.share)  # the blend of the network and the counts
+            self.product = Product(PRODUCT_START, PRODUCT_LR)
+            self.recent = RecentTokens(layout.streams, self.vocab_size)
+            self.final = Mixer(2, settings.mixer_lr, settings.share)  # the blend, mixed with the product
         self.prime_tail = list(prime_ids[-settings.max_order :]) if settings and settings.max_order else []
-        self.nats: dict[str, list[float]] = {"network": [], "counts": [], "mixture": []}
+        self.nats: dict[str, list[float]] = {part: [] for part in ("network", "counts", "blend", "product", "mixture")}
 
     def run(self, code, overlap: bool = True) -> list[int]:
         layout = self.layout
@@ -217,53 +354,74 @@ class Predictor:
         real = [min(layout.length, layout.n_tokens - s * layout.length) for s in range(layout.streams)]
         # The network's side of a step (its output layer learning from the step's tokens, then its
         # next step) and the counts' side (learning, then their next distributions) need nothing
-        # from each other, so they run at once, the network in a second thread (torch lets go of
-        # Python's lock while it computes). The same numbers as one after the other, sooner.
-        threads = torch.get_num_threads()
-        side = ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(threads,)) if overlap else _InOrder()
-        with side:
+        # from each other, so they run at once, the network in a process of its own. The same
+        # numbers as one after the other, sooner.
+        with _NetworkProcess(self) if overlap else _InOrder(self) as side:
             for window in dynamic.windows(layout.length):
                 context = torch.full((layout.streams, 1 + window.start - window.left), self.start_id)
                 for row, ids in zip(context, streams, strict=True):  # a finished stream's is padding
                     seen = ids[window.left : window.start]
                     row[1 : 1 + len(seen)] = torch.tensor(seen, dtype=torch.long)
-                logits = self.steps(context, 0)
+                filled = side.submit("_window", context)
                 active = [s for s in range(layout.streams) if window.start < real[s]]
-                counts = self._counts([streams[s] for s in active])
+                counts = self._counts(active, streams)
+                logits = filled.result()
                 for position in range(window.start, window.end):
                     logits = logits[: len(active)]
                     probs = self._mix(logits, counts)
                     tokens = code(probs, active)
                     following = position + 1 < window.end
                     fed = [tokens[s] if s < len(active) else self.start_id for s in range(layout.streams)]
-                    network = side.submit(self._network_side, logits, tokens, fed if following else None,
+                    network = side.submit("_network_side", tokens, fed if following else None,
                                           1 + position - window.left)
                     self._learn_tokens(probs, active, tokens, streams)
                     if following:
                         active = [s for s in active if position + 1 < real[s]]
-                        counts = self._counts([streams[s] for s in active])
+                        counts = self._counts(active, streams)
                     logits = network.result()
         return [token for ids in streams for token in ids]
 
-    def _network_side(self, logits: torch.Tensor, tokens: list[int], fed: list[int] | None, position: int):
+    def _window(self, context: torch.Tensor) -> torch.Tensor:
+        """The network's side at a window's start: the cache filled with `context`, (streams, T),
+        and the logits of the window's first step."""
+        self._logits = self.steps(context, 0)
+        return self._logits
+
+    def _network_side(self, tokens: list[int], fed: list[int] | None, position: int) -> torch.Tensor | None:
         """Learn from the step's tokens (with lr > 0), then the logits of the next step (None after
         a window's last position)."""
         if self.lr > 0:
-            self._learn_output(logits, tokens)
-        return None if fed is None else self.steps(torch.tensor(fed)[:, None], position)
+            self._learn_output(self._logits[: len(tokens)], tokens)
+        self._logits = None if fed is None else self.steps(torch.tensor(fed)[:, None], position)
+        return self._logits
 
-    def _counts(self, histories: list[list[int]]) -> np.ndarray | None:
+    def _counts(self, active: list[int], streams: list[list[int]]) -> tuple | None:
+        """Everything of the step that does not need the network, computed while its step runs: the
+        log probabilities of the product's other parts, (4, active streams, vocabulary: the counts,
+        the counts after LOWER_ORDERS tokens, the recent tokens), the counts' distributions, and
+        those parts' share of the product's sum."""
         if self.counts is None:
             return None
-        return self.counts.distributions([self.prime_tail + h[-self.settings.max_order :] for h in histories])
+        histories = [self.prime_tail + streams[s][-self.settings.max_order :] for s in active]
+        counts = self.counts.distributions(histories, LOWER_ORDERS)
+        logs = np.log(np.concatenate([counts, self.recent.distributions(active)[None]]))
+        return logs, counts[0], self.product.known_scores(logs)
 
-    def _mix(self, logits: torch.Tensor, counts: np.ndarray | None) -> np.ndarray:
-        network = torch.softmax(logits.double(), -1).numpy()
+    def _mix(self, logits: torch.Tensor, counts: tuple | None) -> np.ndarray:
+        """The step's distributions. Two stages: the blend of the network and the counts (a weighted
+        average, `mixture.Mixer`), then that blend mixed the same way with the product of the
+        network, the counts at three lengths of context and the recent tokens (`mixture.Product`)."""
+        log_network = torch.log_softmax(logits.double(), -1).numpy()
+        network = np.exp(log_network)
         if counts is None:
             return network
-        self._parts = network, counts
+        logs, p_counts, known = counts
         on_network, on_counts = self.mixer.coefficients()
-        return on_network * network + on_counts * counts
+        blend = on_network * network + on_counts * p_counts
+        product = self.product.distributions(log_network[None], known)
+        on_blend, on_product = self.final.coefficients()
+        self._parts = log_network, logs, blend, product
+        return on_blend * blend + on_product * product
 
     def _learn_tokens(self, probs: np.ndarray, active: list[int], tokens: list[int], streams) -> None:
         rows = np.arange(len(active))
@@ -271,13 +429,21 @@ class Predictor:
         if self.counts is None:
             self.nats["network"].extend(self.nats["mixture"][-len(active) :])
         else:
-            network, counts = self._parts
-            p_network, p_counts = network[rows, tokens].tolist(), counts[rows, tokens].tolist()
-            self.nats["network"].extend(-math.log(max(p, 1e-300)) for p in p_network)
-            self.nats["counts"].extend(-math.log(max(p, 1e-300)) for p in p_counts)
-            for s, token, pn, pc in zip(active, tokens, p_network, p_counts, strict=True):
+            log_network, logs, blend, product = self._parts
+            logs = np.concatenate([log_network[None], logs])  # (PRODUCT_PARTS, rows, vocabulary)
+            of_tokens = logs[:, rows, tokens]  # (PRODUCT_PARTS, rows)
+            p_network, p_counts = np.exp(of_tokens[0]).tolist(), np.exp(of_tokens[1]).tolist()
+            p_blend, p_product = blend[rows, tokens].tolist(), product[rows, tokens].tolist()
+            for part, ps in (("blend", p_blend), ("product", p_product)):
+                self.nats[part].extend(-math.log(max(p, 1e-300)) for p in ps)
+            self.nats["network"].extend((-of_tokens[0]).tolist())
+            self.nats["counts"].extend((-of_tokens[1]).tolist())
+            for row, s, token in zip(rows, active, tokens, strict=True):
                 self.counts.update(self.prime_tail + streams[s][-self.settings.max_order :], token)
-                self.mixer.learn([pn, pc])
+                self.mixer.learn([p_network[row], p_counts[row]])
+                self.final.learn([p_blend[row], p_product[row]])
+            self.product.learn(of_tokens.T, self.product.expected(product, logs))
+            self.recent.update(active, tokens)
         for s, token in zip(active, tokens, strict=True):
             streams[s].append(int(token))
 

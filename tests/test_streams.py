@@ -5,6 +5,7 @@ distribution, nothing is scored after learning from it, and read in one stream i
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from junglegpt import dynamic, mixture, streams
+from junglegpt import compress, dynamic, mixture, streams
 
 from .helpers import save_tiny_gpt2
 
@@ -45,7 +46,8 @@ def _run(model, start_id, ids, n_streams, lr, settings, prime, record=None, over
         return out
 
     predictor = streams.Predictor(model, start_id, layout, lr, settings, prime)
-    assert predictor.run(code, overlap) == ids  # the streams put back together in the text's order
+    with compress._fixed_threads():  # the compressor's torch threads: the network's process has as many
+        assert predictor.run(code, overlap) == ids  # the streams put back together in the text's order
     return predictor
 
 
@@ -83,6 +85,41 @@ def test_shared_counts_give_the_reference_distribution(tiny):
     assert shared.distributions([ids[:10]])[0][299] == pytest.approx(shared.counts.distribution(ids[:10])[299])
 
 
+def test_shared_counts_give_each_lower_order_as_the_tables_up_to_it_do(tiny):
+    """The product's counts after one and two tokens of context: the blend of the orders up to k,
+    computed by `mixture.TokenCounts` over the same tables cut at order k."""
+    _, _, ids = tiny
+    shared = streams.SharedCounts(300, SETTINGS, ids[:500])
+    histories = [ids[:k] for k in (0, 1, 2, 3, 50, 499)] + [[299, 298, 297], [ids[0], 299]]
+    got = shared.distributions(histories, lower=(1, 2))
+    np.testing.assert_array_equal(got[0], shared.distributions(histories))
+    for k, rows in zip((1, 2), got[1:], strict=True):
+        cut = mixture.TokenCounts(300, k, SETTINGS.discount)
+        cut.tables = shared.counts.tables[: k + 1]
+        for history, row in zip(histories, rows, strict=True):
+            np.testing.assert_allclose(row, cut.distribution(history), rtol=1e-12, atol=1e-15)
+    assert not np.allclose(got[1], got[0])  # the longer contexts do change something
+
+
+def test_the_product_is_a_distribution_that_learns_towards_the_token():
+    rng = np.random.default_rng(0)
+    parts = rng.dirichlet(np.full(50, 0.3), size=(3, 4))  # (parts, rows, vocabulary)
+    logs = np.log(parts)
+    product = mixture.Product([1.0, 0.0, 0.0], lr=0.01)
+    p = product.distributions(logs)
+    np.testing.assert_allclose(p, parts[0], rtol=1e-12)  # one part at weight 1: that part
+    np.testing.assert_allclose(product.expected(p, logs), np.einsum("rv,jrv->rj", parts[0], logs))
+    product.weights = np.array([0.5, 0.7, -0.2])
+    p = product.distributions(logs)
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-12)
+    # the compressor's split: the last parts' share computed ahead gives the same distributions
+    np.testing.assert_allclose(product.distributions(logs[:1], product.known_scores(logs[1:])), p, rtol=1e-12)
+    token = int(logs[1, 0].argmax())  # the token part 1 likes best
+    before = p[0, token]
+    product.learn(logs[:, :1, token].T, product.expected(p, logs)[:1])
+    assert product.distributions(logs)[0, token] > before  # the step lowered its code length
+
+
 @pytest.mark.parametrize("lr", [0.0, 0.5])
 def test_every_step_is_a_distribution_over_the_vocabulary(tiny, lr):
     model, tokenizer, ids = tiny
@@ -115,8 +152,10 @@ def test_no_peeking_a_changed_token_changes_nothing_scored_before_it(tiny, lr):
 
 
 def test_one_stream_frozen_scores_the_text_as_the_mixture_does(tiny):
-    """Read in one stream with the network frozen, the predictor's nats are mixture.score's for the
-    same network, counts and settings: the number notebook 04 reports is the one the file costs."""
+    """Read in one stream with the network frozen, the predictor's first stage (the blend) costs
+    what mixture.score says for the same network, counts and settings: notebook 04's number. The
+    second stage (mixing in the product) never costs more than the blend by more than the safety
+    net's bound: ln(3) nats, and ln(1 / (1 - share)) a token."""
     model, tokenizer, ids = tiny
     prime, text = ids[:150], ids[150:]
     predictor = _run(model, tokenizer.eos_token_id, text, 1, 0.0, SETTINGS, prime)
@@ -124,16 +163,19 @@ def test_one_stream_frozen_scores_the_text_as_the_mixture_does(tiny):
     reference = mixture.score(prime, text, network, SETTINGS, 300, parts=("network", "counts"))
     np.testing.assert_allclose(predictor.nats["network"], network, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(predictor.nats["counts"], reference.part_nats["counts"], rtol=1e-9)
-    np.testing.assert_allclose(predictor.nats["mixture"], reference.nats, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(predictor.nats["blend"], reference.nats, rtol=1e-4, atol=1e-4)
+    bound = math.log(3) - len(text) * math.log(1 - SETTINGS.share)
+    assert sum(predictor.nats["mixture"]) <= sum(predictor.nats["blend"]) + bound
 
 
 @pytest.mark.parametrize("late", [None, "_network_side", "_learn_tokens"])
 @pytest.mark.parametrize("settings", [SETTINGS, None])
-def test_the_network_in_its_own_thread_changes_no_number(tiny, settings, late, monkeypatch):
-    """The network's side of each step runs beside the counts' side: every distribution is the one
-    the steps give one after the other, bit for bit (the decompressor must see the compressor's),
-    whichever side finishes first (`late`: that side waits a moment at every step, so that the
-    other one runs first; a side reading what the other writes would then see it changed)."""
+def test_the_network_in_its_own_process_changes_no_number(tiny, settings, late, monkeypatch):
+    """The network's side of each step runs beside the counts' side, in a process of its own:
+    every distribution is the one the steps give one after the other, bit for bit (the
+    decompressor must see the compressor's), whichever side finishes first (`late`: that side
+    waits a moment at every step, so that the other one runs first; a side reading what the
+    other writes would then see it changed)."""
     model, tokenizer, ids = tiny
     side_by_side, in_order = [], []
     if late:
@@ -150,6 +192,30 @@ def test_the_network_in_its_own_thread_changes_no_number(tiny, settings, late, m
     assert len(side_by_side) == len(in_order) == len(ids)
     for (s1, a), (s2, b) in zip(side_by_side, in_order, strict=True):
         assert s1 == s2 and np.array_equal(a, b)
+
+
+def test_a_network_process_started_afresh_gives_the_same_numbers(tiny, monkeypatch):
+    """Where the network's process cannot be forked (macOS, Windows), it is started afresh with a
+    pickled copy of the predictor: the same distributions."""
+    model, tokenizer, ids = tiny
+    fresh, forked = [], []
+    monkeypatch.setattr(streams, "START_METHOD", "spawn")
+    _run(model, tokenizer.eos_token_id, ids[:200], 2, 0.3, SETTINGS, ids[:50], fresh)
+    monkeypatch.undo()
+    _run(model, tokenizer.eos_token_id, ids[:200], 2, 0.3, SETTINGS, ids[:50], forked)
+    assert len(fresh) == len(forked) == 200
+    assert all(s1 == s2 and np.array_equal(a, b) for (s1, a), (s2, b) in zip(fresh, forked, strict=True))
+
+
+def test_a_failure_in_the_network_process_is_raised_by_the_coder(tiny, monkeypatch):
+    model, tokenizer, ids = tiny
+
+    def breaks(self, *args):
+        raise ValueError("a broken step")
+
+    monkeypatch.setattr(streams.Predictor, "_network_side", breaks)
+    with pytest.raises(RuntimeError, match="network process failed: ValueError: a broken step"):
+        _run(model, tokenizer.eos_token_id, ids, 2, 0.3, SETTINGS, ids[:50])
 
 
 def test_learning_while_reading_lowers_the_cost_of_a_repeated_text(tiny):
