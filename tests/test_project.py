@@ -93,3 +93,14 @@ def test_the_readme_quotes_the_committed_learning_while_reading_run():
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     missing = [f"{value:.3f}" for value in quoted if f"{value:.3f}" not in readme]
     assert not missing, f"README.md does not quote these numbers of results/full-cpu/results.json: {missing}"
+
+
+def test_the_readme_quotes_the_committed_compressor_run():
+    """The front page's file size and seconds for `python -m junglegpt.compress` on the held-out book
+    are those benchmarks/compress_speed.py recorded for its default (16 streams, full-profile 1M)."""
+    record = json.loads((REPO_ROOT / "benchmarks" / "results" / "compress_full-cpu-1M.json").read_text())
+    row = next(r for r in record["rows"] if r["text"] == "heldout")
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    quoted = [f"{row['bpb']:.3f} bits per byte", f"in {round(max(row['compress_s'], row['decompress_s']))} s each way"]
+    missing = [text for text in quoted if text not in readme]
+    assert row["streams"] == 16 and not missing, f"README.md does not quote the compressor's record: {missing}"
