@@ -41,6 +41,7 @@ import math
 import multiprocessing
 import signal
 import sys
+import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -266,7 +267,11 @@ class _NetworkProcess:
         ours = self.connection if fork else None
         self.process = context.Process(target=_serve, args=(predictor, theirs, ours), daemon=True,
                                        name="junglegpt network")
-        self.process.start()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns when a process with threads forks (a Jupyter kernel has several): the
+            # copy only computes and uses its pipe, and its torch runs in one thread (see _serve)
+            warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+            self.process.start()
         theirs.close()
 
     def __enter__(self):
