@@ -575,6 +575,9 @@ def main(argv: list[str] | None = None) -> int:
     except CompressError as err:
         print(f"error: {args.input}: {err}", file=sys.stderr)
         return 1
+    except streams.NetworkProcessError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except OSError as err:  # an input that cannot be read, a full disk (io.DiskFullError says what to do), ...
         print(f"error: {err.filename or args.output}: {err.strerror or err}; nothing was written", file=sys.stderr)
         return 1

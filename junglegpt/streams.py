@@ -41,9 +41,11 @@ import math
 import multiprocessing
 import signal
 import sys
+import traceback
 import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -224,9 +226,15 @@ class RecentTokens:
         self.counts[active, tokens] += 1.0
 
 
-# How the network's process starts: forked on Linux (at once, nothing to copy), elsewhere afresh
-# (forking a process that uses torch is unsafe on macOS, impossible on Windows).
-START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
+# Whether the network's side gets a process of its own: forked, on Linux. Elsewhere (forking a process
+# that uses torch is unsafe on macOS, impossible on Windows) the steps run one after the other: a
+# process started afresh imports the caller's script again, which breaks a script without an
+# `if __name__ == "__main__"` guard (and the second thread it replaced was no faster than in order).
+FORK = sys.platform.startswith("linux")
+
+
+class NetworkProcessError(RuntimeError):
+    """The network's process failed or ended; nothing was written."""
 
 
 class _InOrder:
@@ -249,23 +257,20 @@ class _InOrder:
 
 
 class _NetworkProcess:
-    """The network's side of each step run by a copy of the predictor in a process of its own.
+    """The network's side of each step run by a forked copy of the predictor in a process of its own.
 
     The two sides are mostly small operations, each paying Python's overhead, and one process runs
     Python in one thread at a time: in a second thread the network's side waited for the counts'
     (the held-out book took as long as one side after the other on one 2-core Xeon). A process has
-    its own interpreter. It is forked where the system allows (Linux: a copy of everything at
-    once), else started afresh with a pickled copy of the predictor. It computes in one torch
-    thread, so every number is the one `_InOrder` gives in one thread; it ends when the coding
-    does, or when this process is gone (its pipe closes)."""
+    its own interpreter. It computes in one torch thread, so every number is the one `_InOrder`
+    gives in one thread; it ends when the coding does, or when this process is gone (its pipe
+    closes). Only arrays cross the pipe (a torch tensor would be moved to shared memory)."""
 
     def __init__(self, predictor: Predictor):
-        fork = START_METHOD == "fork"
-        context = multiprocessing.get_context(START_METHOD)
+        context = multiprocessing.get_context("fork")
         self.connection, theirs = context.Pipe()
-        # a forked copy holds this end too, and must close it: else its pipe never closes
-        ours = self.connection if fork else None
-        self.process = context.Process(target=_serve, args=(predictor, theirs, ours), daemon=True,
+        # the forked copy holds this end too, and must close it: else its pipe never closes
+        self.process = context.Process(target=_serve, args=(predictor, theirs, self.connection), daemon=True,
                                        name="junglegpt network")
         with warnings.catch_warnings():
             # Python 3.12+ warns when a process with threads forks (a Jupyter kernel has several): the
@@ -282,10 +287,17 @@ class _NetworkProcess:
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.terminate()
+            self.process.join()
 
     def submit(self, method: str, *args) -> _Reply:
-        self.connection.send((method, args))
+        try:
+            self.connection.send((method, args))
+        except OSError:
+            raise NetworkProcessError(_ENDED) from None
         return _Reply(self.connection)
+
+
+_ENDED = "the compressor's network process ended without answering (killed, or out of memory?); nothing was written"
 
 
 class _Reply:
@@ -295,11 +307,10 @@ class _Reply:
     def result(self) -> torch.Tensor | None:
         try:
             kind, value = self.connection.recv()
-        except EOFError:
-            raise RuntimeError("the compressor's network process ended without answering (killed, or out "
-                               "of memory?); nothing was written") from None
+        except (EOFError, OSError):
+            raise NetworkProcessError(_ENDED) from None
         if kind == "failed":
-            raise RuntimeError(f"the compressor's network process failed: {value}")
+            raise NetworkProcessError(f"the compressor's network process failed: {value}; nothing was written")
         return None if value is None else torch.from_numpy(value)
 
 
@@ -320,7 +331,8 @@ def _serve(predictor: Predictor, connection, coders_end=None) -> None:
             result = getattr(predictor, method)(*args)
             reply = ("done", None if result is None else result.numpy())
         except Exception as error:  # noqa: BLE001 - reported to the coder, which raises it
-            reply = ("failed", f"{type(error).__name__}: {error}")
+            where = traceback.extract_tb(error.__traceback__)[-1]
+            reply = ("failed", f"{type(error).__name__}: {error} (at {Path(where.filename).name}:{where.lineno})")
         try:
             connection.send(reply)
         except OSError:  # the coder stopped early (a damaged file, an interrupt) and closed the pipe
@@ -352,6 +364,7 @@ class Predictor:
             self.final = Mixer(2, settings.mixer_lr, settings.share)  # the blend, mixed with the product
         self.prime_tail = list(prime_ids[-settings.max_order :]) if settings and settings.max_order else []
         self.nats: dict[str, list[float]] = {part: [] for part in ("network", "counts", "blend", "product", "mixture")}
+        self._ran = False
 
     def run(self, code, overlap: bool = True) -> list[int]:
         layout = self.layout
@@ -361,13 +374,16 @@ class Predictor:
         # next step) and the counts' side (learning, then their next distributions) need nothing
         # from each other, so they run at once, the network in a process of its own. The same
         # numbers as one after the other, sooner.
-        with _NetworkProcess(self) if overlap else _InOrder(self) as side:
+        if self._ran:
+            raise RuntimeError("a Predictor runs once (its network learned in another process): make a new one")
+        self._ran = True
+        with _NetworkProcess(self) if overlap and FORK else _InOrder(self) as side:
             for window in dynamic.windows(layout.length):
                 context = torch.full((layout.streams, 1 + window.start - window.left), self.start_id)
                 for row, ids in zip(context, streams, strict=True):  # a finished stream's is padding
                     seen = ids[window.left : window.start]
                     row[1 : 1 + len(seen)] = torch.tensor(seen, dtype=torch.long)
-                filled = side.submit("_window", context)
+                filled = side.submit("_window", context.numpy())
                 active = [s for s in range(layout.streams) if window.start < real[s]]
                 counts = self._counts(active, streams)
                 logits = filled.result()
@@ -386,10 +402,10 @@ class Predictor:
                     logits = network.result()
         return [token for ids in streams for token in ids]
 
-    def _window(self, context: torch.Tensor) -> torch.Tensor:
+    def _window(self, context: np.ndarray) -> torch.Tensor:
         """The network's side at a window's start: the cache filled with `context`, (streams, T),
         and the logits of the window's first step."""
-        self._logits = self.steps(context, 0)
+        self._logits = self.steps(torch.from_numpy(context), 0)
         return self._logits
 
     def _network_side(self, tokens: list[int], fed: list[int] | None, position: int) -> torch.Tensor | None:

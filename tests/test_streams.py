@@ -6,6 +6,7 @@ distribution, nothing is scored after learning from it, and read in one stream i
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -194,17 +195,18 @@ def test_the_network_in_its_own_process_changes_no_number(tiny, settings, late, 
         assert s1 == s2 and np.array_equal(a, b)
 
 
-def test_a_network_process_started_afresh_gives_the_same_numbers(tiny, monkeypatch):
-    """Where the network's process cannot be forked (macOS, Windows), it is started afresh with a
-    pickled copy of the predictor: the same distributions."""
+def test_where_there_is_no_fork_the_steps_run_in_order(tiny, monkeypatch):
+    """Off Linux the network's side runs in this process, one step after the other: no process,
+    the same distributions."""
     model, tokenizer, ids = tiny
-    fresh, forked = [], []
-    monkeypatch.setattr(streams, "START_METHOD", "spawn")
-    _run(model, tokenizer.eos_token_id, ids[:200], 2, 0.3, SETTINGS, ids[:50], fresh)
+    here, forked = [], []
+    monkeypatch.setattr(streams, "FORK", False)
+    monkeypatch.setattr(streams, "_NetworkProcess", None)  # would fail if it were used
+    _run(model, tokenizer.eos_token_id, ids[:200], 2, 0.3, SETTINGS, ids[:50], here)
     monkeypatch.undo()
     _run(model, tokenizer.eos_token_id, ids[:200], 2, 0.3, SETTINGS, ids[:50], forked)
-    assert len(fresh) == len(forked) == 200
-    assert all(s1 == s2 and np.array_equal(a, b) for (s1, a), (s2, b) in zip(fresh, forked, strict=True))
+    assert len(here) == len(forked) == 200
+    assert all(s1 == s2 and np.array_equal(a, b) for (s1, a), (s2, b) in zip(here, forked, strict=True))
 
 
 def test_a_failure_in_the_network_process_is_raised_by_the_coder(tiny, monkeypatch):
@@ -214,7 +216,18 @@ def test_a_failure_in_the_network_process_is_raised_by_the_coder(tiny, monkeypat
         raise ValueError("a broken step")
 
     monkeypatch.setattr(streams.Predictor, "_network_side", breaks)
-    with pytest.raises(RuntimeError, match="network process failed: ValueError: a broken step"):
+    with pytest.raises(streams.NetworkProcessError, match="network process failed: ValueError: a broken step"):
+        _run(model, tokenizer.eos_token_id, ids, 2, 0.3, SETTINGS, ids[:50])
+
+
+def test_a_network_process_that_dies_is_a_message_in_the_coder(tiny, monkeypatch):
+    model, tokenizer, ids = tiny
+
+    def dies(self, *args):
+        os._exit(1)  # as if killed: no reply, the pipe closes
+
+    monkeypatch.setattr(streams.Predictor, "_network_side", dies)
+    with pytest.raises(streams.NetworkProcessError, match="ended without answering"):
         _run(model, tokenizer.eos_token_id, ids, 2, 0.3, SETTINGS, ids[:50])
 
 
