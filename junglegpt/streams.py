@@ -314,14 +314,15 @@ class _Reply:
         return None if value is None else torch.from_numpy(value)
 
 
-def _serve(predictor: Predictor, connection, coders_end=None) -> None:
+def _serve(predictor: Predictor, connection, coders_end) -> None:
     """The network process: run each method asked for, send back its logits (or None). In one torch
     thread: a forked process that starts torch's pool of threads again can hang for ever (the
-    pool's state was copied mid-use), and the compressor computes in one thread anyway (THREADS)."""
+    pool's state was copied mid-use), and the compressor computes in one thread anyway (THREADS).
+    `coders_end`: the coder's end of the pipe, which the fork copied; closed here, so that the pipe
+    closes when the coder's copy does."""
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coder's to handle: it closes the pipe
-    if coders_end is not None:
-        coders_end.close()
+    coders_end.close()
     while True:
         try:
             method, args = connection.recv()
