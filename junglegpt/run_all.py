@@ -453,12 +453,31 @@ def exclusive_use(out: OutputDirs, on_note=print):
 
 
 def _gpu_count() -> int:
+    """The CUDA GPUs torch sees. Importing torch is where a Ctrl-C that comes early lands, and torch's
+    C start-up imports numpy and drops any error that import raises, KeyboardInterrupt included: the
+    run went on as if no key had been pressed. So a Ctrl-C is noted here, and raised once torch is in."""
+    pressed = []
+    handler = signal.getsignal(signal.SIGINT)
+    watch = callable(handler)  # not where Ctrl-C is ignored (SIG_IGN) or kills at once (SIG_DFL)
+
+    def note(signum, frame):
+        pressed.append(signum)
+        handler(signum, frame)
+
+    if watch:
+        signal.signal(signal.SIGINT, note)
     try:
         import torch
 
-        return torch.cuda.device_count()
+        count = torch.cuda.device_count()
     except ImportError:
-        return 0
+        count = 0
+    finally:
+        if watch:
+            signal.signal(signal.SIGINT, handler)
+    if pressed:
+        raise KeyboardInterrupt
+    return count
 
 
 def sizes_at_once(profile: str, gpus: int, cores: int | None) -> int:

@@ -271,6 +271,31 @@ def test_ctrl_c_prints_one_line_and_leaves_no_kernel_files(tmp_path, moment):
 
 
 
+def test_ctrl_c_swallowed_inside_torchs_import_still_stops_the_runner(tmp_path):
+    """torch's C start-up imports numpy and drops whatever that import raises, so a Ctrl-C landing
+    there (0.3 s in on a fast machine) was lost and the run went on. A stand-in torch does the
+    same, at a fixed moment: the interrupt must still come out of `_gpu_count`."""
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os, signal\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    sum(range(10_000))  # the handler runs between bytecodes, here\n"
+        "except BaseException:\n"
+        "    pass  # as torch's C code does with numpy's import\n"
+        "class cuda:\n"
+        "    device_count = staticmethod(lambda: 0)\n")
+    script = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+              "from junglegpt.run_all import _gpu_count\n"
+              "print('gpus', _gpu_count())\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert "gpus" not in done.stdout, done.stdout
+    assert "KeyboardInterrupt" in done.stderr, done.stderr
+
+
 def test_ctrl_c_while_sizes_train_side_by_side_stops_them_all(tmp_path, monkeypatch):
     """The sizes of 03 train in worker threads, which Ctrl-C does not reach: the runner stops their
     papermills itself, instead of waiting for them to finish training."""
