@@ -104,3 +104,12 @@ def test_the_readme_quotes_the_committed_compressor_run():
     quoted = [f"{row['bpb']:.3f} bits per byte", f"in {round(max(row['compress_s'], row['decompress_s']))} s each way"]
     missing = [text for text in quoted if text not in readme]
     assert row["streams"] == 16 and not missing, f"README.md does not quote the compressor's record: {missing}"
+
+
+def test_the_readme_quotes_the_committed_byte_stage_run():
+    """The front page's held-out figure for the byte stage is benchmarks/byte_mixing.py's, with the
+    settings validation chose (full-profile 1M)."""
+    record = json.loads((REPO_ROOT / "benchmarks" / "results" / "byte_mixing_full-cpu-1M.json").read_text())
+    row = next(r for r in record["rows"] if r["text"] == "heldout")
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"the held-out book to {row['byte stage']:.3f} bits per byte" in readme
