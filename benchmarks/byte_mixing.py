@@ -90,6 +90,9 @@ def record(folder: Path, data: bytes, prime: Path) -> dict[str, np.ndarray]:
     recorded = {name: np.concatenate(values) for name, values in parts.items()}
     recorded["token_nats"] = np.array(predictor.nats["mixture"])
     recorded["stream_bytes"] = np.array([sum(len(trie.spellings[t]) for t in ids_) for ids_ in by_stream])
+    if recorded["stream_bytes"].sum() != len(data):
+        raise SystemExit("the tokens do not spell the text byte for byte (a text the tokenizer reads as latin-1?): "
+                         "the byte stage needs UTF-8 text")
     recorded["prime"] = np.frombuffer(prime.read_bytes(), np.uint8)
     recorded["n_bytes"] = np.array(len(data))
     recorded["continuations"] = trie.continuations()
@@ -99,7 +102,7 @@ def record(folder: Path, data: bytes, prime: Path) -> dict[str, np.ndarray]:
 def score(recorded: dict[str, np.ndarray], settings: bytemix.Settings, parts: tuple[str, ...] = PARTS) -> float:
     costs = bytemix.mix(recorded["kind"], recorded["p1"], recorded["bit"], recorded["certain"], recorded["stream"],
                         recorded["counts"], recorded["lo"], recorded["continuations"], recorded["prime"].tobytes(),
-                        len(recorded["stream_bytes"]), recorded["stream_bytes"], settings,
+                        len(recorded["stream_bytes"]), settings,
                         np.stack([recorded["p1_" + name] for name in parts], axis=1) if parts else None)
     return float(costs.sum() / recorded["n_bytes"])
 
@@ -126,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
                "rows": []}
     recorded = {}
     for text, data in texts.items():
-        # the decisions depend on the model and the texts: a new model or text records them afresh
-        key = hashlib.sha256(compress.model_hash(folder) + data + out.train_txt.read_bytes()).hexdigest()[:12]
+        # the decisions depend on the model, the texts and the predictor's code: a change records afresh
+        sources = b"".join((ROOT / "junglegpt" / f"{name}.py").read_bytes()
+                           for name in ("streams", "mixture", "dynamic", "compress", "bytemix"))
+        key = hashlib.sha256(compress.model_hash(folder) + data + out.train_txt.read_bytes() + sources).hexdigest()[:12]
         path = cache / f"{args.size}_{text}_{key}.npz"
         started = time.perf_counter()
         if not path.exists():

@@ -73,6 +73,9 @@ class TokenTrie:
         self.order = np.array(sorted(ids, key=lambda i: spellings[i]), dtype=np.int64)
         self.spellings = spellings
         self._sorted = [spellings[i] for i in self.order]
+        twins = [a for a, b in zip(self._sorted, self._sorted[1:], strict=False) if a == b]
+        if twins:  # two tokens on one path: a decoder could not tell them apart
+            raise ValueError(f"tokens spelled alike ({twins[0]!r}): a token's path must be its own")
         self._paths: dict[int, tuple[np.ndarray, ...]] = {}
 
     @classmethod
@@ -83,6 +86,9 @@ class TokenTrie:
         spellings = []
         for i in range(len(tokenizer)):
             piece = tokenizer.convert_ids_to_tokens(i)
+            if i not in special and not set(piece) <= to_byte.keys():
+                raise ValueError(f"token {i} ({piece!r}) is not spelled in GPT-2's byte alphabet: the byte stage "
+                                 "needs a byte-level BPE tokenizer like notebook 02's")
             spellings.append(None if i in special else bytes(to_byte[c] for c in piece))
         return cls(spellings)
 
@@ -148,7 +154,9 @@ class TokenTrie:
         cum = np.zeros((len(tokens), len(self.order) + 1))
         np.cumsum(sorted_probs, axis=1, out=cum[:, 1:])
         whole = cum[rows, hi] - cum[rows, lo]
-        p1 = (cum[rows, hi] - cum[rows, mid]) / whole
+        # a run the distribution gives no mass at all: even odds, not 0/0 (a NaN would spread
+        # through the mixers to every later cost)
+        p1 = np.divide(cum[rows, hi] - cum[rows, mid], whole, out=np.full_like(whole, 0.5), where=whole > 0)
         certain = (mid == lo) | (mid == hi)
         p1[certain] = (mid == lo)[certain]  # exactly 1 or 0, whatever the rounding
         return kind, p1, bit, certain, counts, lo
@@ -352,7 +360,7 @@ def _mix_all(kinds, p1s, parts, bits, certain, token_stream, token_counts, stop_
     apm_order0 = np.empty((256, 33))
     apm_order1 = np.empty((65536, 33))
     apm_order2 = np.empty((1 << 18, 33))
-    apm_stop = np.empty((4096, 33))
+    apm_stop = np.empty((len(continuations), 33))  # a row per prefix token
     for k in range(33):
         knot = _squash((k - 16) / 2.0)
         apm_order0[:, k] = knot
@@ -417,7 +425,7 @@ def _mix_all(kinds, p1s, parts, bits, certain, token_stream, token_counts, stop_
                 p_mixed = _squash(dot)
                 p = p_mixed
                 if apm_weight > 0:
-                    refined = _apm(apm_stop, stop_rows[d] & 4095, p, bit, apm_rate, True)
+                    refined = _apm(apm_stop, stop_rows[d], p, bit, apm_rate, True)
                     p = (1.0 - apm_weight) * p + apm_weight * refined
                 q = _quantise(p)
                 costs[d] = -math.log2(q if bit else 1.0 - q)
@@ -499,7 +507,7 @@ def _mix_all(kinds, p1s, parts, bits, certain, token_stream, token_counts, stop_
                 length[s] += 1
                 in_token[s] += 1
                 _push(history[s], byte)
-                if match_len[s] > 0 and buffer[match_at[s]] == byte:
+                if match_len[s] > 0 and written[match_at[s]] and buffer[match_at[s]] == byte:
                     match_len[s] += 1
                     match_at[s] += 1
                 else:
@@ -524,19 +532,37 @@ def _mix_all(kinds, p1s, parts, bits, certain, token_stream, token_counts, stop_
 
 
 def mix(kinds, p1s, bits, certain, token_stream, token_counts, stop_rows, continuations, prime: bytes,
-        n_streams: int, stream_bytes, settings: Settings = Settings(), parts: np.ndarray | None = None) -> np.ndarray:
+        n_streams: int, settings: Settings = Settings(), parts: np.ndarray | None = None) -> np.ndarray:
     """Each decision's cost in bits after the byte stage (0 for a certain one), in the order given:
     the tokens in coding order (`token_stream[t]` the stream of token t, `token_counts[t]` its
     number of decisions), their decisions concatenated, as `TokenTrie.decisions` gives them
     (kinds, p1s, bits, certain; `stop_rows` its lo: a STOP decision's prefix token, in sorted
     order). `parts`: (decisions, parts) more probabilities of bit 1 for the mixer, e.g. from the
     parts of the token mixture; `continuations`: `TokenTrie.continuations()`; `prime`: the text
-    the byte models read first; `stream_bytes[s]`: stream s's length in bytes."""
+    the byte models read first. The compiled loop checks no index, so everything is checked here."""
+    kinds, bits, token_stream, token_counts, stop_rows = (
+        np.asarray(a, np.int64) for a in (kinds, bits, token_stream, token_counts, stop_rows))
+    p1s, certain, continuations = np.asarray(p1s, np.float64), np.asarray(certain, np.bool_), np.asarray(
+        continuations, np.bool_)
     parts = np.zeros((len(p1s), 0)) if parts is None else np.asarray(parts, np.float64)
-    return _mix_all(np.asarray(kinds, np.int64), np.asarray(p1s, np.float64), parts, np.asarray(bits, np.int64),
-                    np.asarray(certain, np.bool_), np.asarray(token_stream, np.int64),
-                    np.asarray(token_counts, np.int64), np.asarray(stop_rows, np.int64),
-                    np.asarray(continuations, np.bool_),
-                    np.frombuffer(prime, np.uint8).astype(np.int64), n_streams, np.asarray(stream_bytes, np.int64),
-                    settings.mixer_lr, settings.limit, settings.apm_rate, settings.apm_weight, settings.table_bits,
+    decisions = len(kinds)
+    problems = [
+        (len(token_stream) != len(token_counts), "a stream and a number of decisions for every token"),
+        (token_counts.sum() != decisions or (token_counts < 0).any(), "the tokens' decisions add up to all of them"),
+        (any(len(a) != decisions for a in (p1s, bits, certain, stop_rows, parts)), "one of each per decision"),
+        (len(token_stream) and not 0 <= token_stream.min() <= token_stream.max() < n_streams,
+         f"streams numbered 0 to {n_streams - 1}"),
+        (not ((stop_rows[kinds == STOP] >= 0) & (stop_rows[kinds == STOP] < len(continuations))).all(),
+         "a STOP decision's row among the continuations'"),
+        (not 1 <= settings.min_match <= WORD, f"a match of 1 to {WORD} bytes"),
+        (not np.isfinite(p1s).all() or not np.isfinite(parts).all(), "probabilities that are numbers"),
+    ]
+    wrong = [what for bad, what in problems if bad]
+    if wrong:
+        raise ValueError(f"bytemix.mix wants {wrong[0]}")
+    # each stream's bytes: its BIT decisions, eight a byte (its buffer's size)
+    stream_bytes = np.bincount(np.repeat(token_stream, token_counts)[kinds == BIT], minlength=n_streams) // 8
+    return _mix_all(kinds, p1s, parts, bits, certain, token_stream, token_counts, stop_rows, continuations,
+                    np.frombuffer(prime, np.uint8).astype(np.int64), n_streams, stream_bytes, settings.mixer_lr,
+                    settings.limit, settings.apm_rate, settings.apm_weight, settings.table_bits,
                     settings.min_match, settings.stop_bytes)

@@ -62,7 +62,7 @@ def test_a_tokens_path_multiplies_to_its_probability(trie):
 def test_a_path_spells_its_token(trie):
     """The BIT decisions of a token's path are its bytes, highest bit first; a STOP decision comes
     exactly where the prefix is itself a token that longer ones extend."""
-    for token in trie.order[:200]:
+    for token in trie.order:
         kind, lo, mid, hi, bit = trie.path(int(token))
         spelling = trie.spellings[token]
         bits = "".join(str(b) for b in bit[kind == bytemix.BIT])
@@ -88,11 +88,12 @@ def _decisions(trie, ids, probs_of):
     return dict(kinds=kind, p1s=p1, bits=bit, certain=certain, token_counts=counts, stop_rows=lo)
 
 
-def _costs(trie, ids, probs_of, prime=b"", settings=SMALL):
+def _costs(trie, ids, probs_of, prime=b"", settings=SMALL, streams=None):
+    """The byte stage's costs, and the decisions; `streams`: each token's stream (one stream if None)."""
     decisions = _decisions(trie, ids, probs_of)
-    stream_bytes = [sum(len(trie.spellings[t]) for t in ids)]
-    costs = bytemix.mix(token_stream=np.zeros(len(ids), np.int64), continuations=trie.continuations(), prime=prime,
-                        n_streams=1, stream_bytes=stream_bytes, settings=settings, **decisions)
+    token_stream = np.zeros(len(ids), np.int64) if streams is None else np.asarray(streams)
+    costs = bytemix.mix(token_stream=token_stream, continuations=trie.continuations(), prime=prime,
+                        n_streams=int(token_stream.max()) + 1, settings=settings, **decisions)
     return costs, decisions
 
 
@@ -162,15 +163,77 @@ def test_the_settings_validation_chose_are_the_defaults():
     assert {name: getattr(defaults, name) for name in chosen} == chosen
 
 
-def test_compiled_and_plain_python_give_the_same_costs(tokenizer, trie):
-    """With numba, the loop is compiled; without, it runs as Python. Both must price alike."""
-    pytest.importorskip("numba")
+@pytest.mark.parametrize("n_streams", [1, 3])
+def test_each_decision_is_priced_before_its_own_bit_is_known(tokenizer, trie, n_streams):
+    """Flip one decision's bit: every earlier cost stays, and the decision's two costs are the two
+    sides of one probability. A model that learned from a bit before pricing it, or looked at the
+    next one, fails this (the costs before a changed token, above, cannot see it). With streams
+    read side by side, as the compressor reads them, each stream's state stays its own."""
     ids = tokenizer.encode(TEXT * 2)
     decisions = _decisions(trie, ids, lambda position, token: np.ones(len(trie.spellings)) / len(trie.spellings))
-    args = (decisions["kinds"].astype(np.int64), decisions["p1s"], np.zeros((len(decisions["p1s"]), 0)),
-            decisions["bits"].astype(np.int64), decisions["certain"], np.zeros(len(ids), np.int64),
-            decisions["token_counts"].astype(np.int64), decisions["stop_rows"].astype(np.int64),
-            trie.continuations(), np.frombuffer(TEXT.encode(), np.uint8).astype(np.int64), 1,
-            np.array([sum(len(trie.spellings[t]) for t in ids)]), SMALL.mixer_lr, SMALL.limit, SMALL.apm_rate,
-            SMALL.apm_weight, SMALL.table_bits, SMALL.min_match, SMALL.stop_bytes)
-    np.testing.assert_allclose(bytemix._mix_all(*args), bytemix._mix_all.py_func(*args), rtol=1e-9, atol=1e-12)
+    streams = np.arange(len(ids)) % n_streams
+
+    def costs_with(bits):
+        return bytemix.mix(token_stream=streams, continuations=trie.continuations(), prime=TEXT.encode(),
+                           n_streams=n_streams, settings=SMALL, **{**decisions, "bits": bits})
+
+    costs = costs_with(decisions["bits"])
+    uncertain = np.flatnonzero(~decisions["certain"])
+    stops = uncertain[decisions["kinds"][uncertain] == bytemix.STOP]
+    for d in [*np.random.default_rng(0).choice(uncertain, 20, replace=False), *stops[:5]]:
+        flipped = decisions["bits"].copy()
+        flipped[d] ^= 1
+        other = costs_with(flipped)
+        np.testing.assert_array_equal(costs[:d], other[:d])
+        assert 2.0 ** -costs[d] + 2.0 ** -other[d] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_bad_input_is_refused_with_what_was_wanted(trie):
+    with pytest.raises(ValueError, match="spelled alike"):
+        bytemix.TokenTrie([b"a", b"a", b"ab", None])
+    uniform = np.ones(len(trie.spellings)) / len(trie.spellings)
+    decisions = _decisions(trie, [int(trie.order[5])] * 3, lambda position, token: uniform)
+    good = dict(token_stream=np.zeros(3, np.int64), continuations=trie.continuations(), prime=b"", n_streams=1,
+                settings=SMALL, **decisions)
+    bytemix.mix(**good)
+    for change, wanted in [({"token_counts": decisions["token_counts"] + 1}, "add up"),
+                           ({"token_stream": np.array([0, 1, 0])}, "streams numbered"),
+                           ({"p1s": np.full(len(decisions["p1s"]), np.nan)}, "numbers"),
+                           ({"settings": bytemix.Settings(table_bits=16, min_match=9)}, "match of 1 to 8")]:
+        with pytest.raises(ValueError, match=wanted):
+            bytemix.mix(**{**good, **change})
+
+
+def test_a_run_without_mass_is_even_odds_not_nan(trie):
+    probs = np.zeros(len(trie.spellings))
+    token = int(trie.order[-1])
+    probs[token] = 1.0  # every other run is empty
+    _, p1, bit, certain, _, _ = trie.decisions(probs[None], [int(trie.order[0])])
+    assert np.isfinite(p1).all()
+
+
+def test_compiled_and_plain_python_give_the_same_costs(tokenizer, trie):
+    """With numba the loop is compiled; without it, the module's own code runs as Python. Both must
+    price alike: the module is loaded a second time with numba hidden, and both price one text."""
+    import importlib.util
+    import sys
+
+    pytest.importorskip("numba")
+    spec = importlib.util.spec_from_file_location("bytemix_as_python", bytemix.__file__)
+    plain = importlib.util.module_from_spec(spec)
+    hidden = sys.modules.get("numba")
+    sys.modules["numba"] = None  # `from numba import njit` fails: the module's fallback runs
+    sys.modules[spec.name] = plain  # where its dataclass looks itself up
+    try:
+        spec.loader.exec_module(plain)
+    finally:
+        sys.modules["numba"] = hidden
+        del sys.modules[spec.name]
+    assert not hasattr(plain._mix_all, "py_func"), "the second copy should be plain Python"
+    ids = tokenizer.encode(TEXT)
+    decisions = _decisions(trie, ids, lambda position, token: np.ones(len(trie.spellings)) / len(trie.spellings))
+    common = dict(token_stream=np.zeros(len(ids), np.int64), continuations=trie.continuations(),
+                  prime=TEXT.encode()[:60], n_streams=1, **decisions)
+    compiled = bytemix.mix(settings=SMALL, **common)
+    as_python = plain.mix(settings=plain.Settings(table_bits=16), **common)
+    np.testing.assert_allclose(compiled, as_python, rtol=1e-9, atol=1e-12)
