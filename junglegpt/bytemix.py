@@ -193,6 +193,30 @@ def _stretch(p):
 
 
 @njit(cache=True)
+def _log_odds(p, eps, bound):
+    """A mixer's input: stretch(p), p kept within [eps, 1 - eps] and the result within +-bound."""
+    return min(max(_stretch(min(max(p, eps), 1.0 - eps)), -bound), bound)
+
+
+@njit(cache=True)
+def _count(probs, seen, slot, bit, limit):
+    """A counter learns a bit: its probability moves 1/(n + 1.5) of the way there, n capped at limit."""
+    n = seen[slot]
+    probs[slot] += (bit - probs[slot]) / (n + 1.5)
+    if n < limit:
+        seen[slot] = n + 1
+
+
+@njit(cache=True)
+def _match_key(history, min_match):
+    """The hash of the last min_match bytes of a history (most recent first)."""
+    key = 0
+    for j in range(min_match):
+        key = _hash(key, history[j])
+    return key
+
+
+@njit(cache=True)
 def _squash(x):
     if x > 30.0:
         x = 30.0
@@ -267,8 +291,7 @@ def _bytes_only(weights, c0, hashes, mask, checks, probs):
     """The context models alone, mixed (weights by the bits of the byte so far): p(bit = 1)."""
     dot = weights[c0, ORDERS] * 0.25
     for m in range(ORDERS):
-        p = min(max(_peek(hashes[m], c0, mask, checks, probs), 1e-4), 1.0 - 1e-4)
-        dot += weights[c0, m] * min(max(_stretch(p), -8.0), 8.0)
+        dot += weights[c0, m] * _log_odds(_peek(hashes[m], c0, mask, checks, probs), 1e-4, 8.0)
     return _squash(dot)
 
 
@@ -382,21 +405,15 @@ def _mix_all(kinds, p1s, parts, bits, certain, token_stream, token_counts, stop_
             bit = (byte >> k) & 1
             for m in range(ORDERS):
                 slot = _find(hashes[m], c0, mask, checks, probs, seen)
-                inputs[m] = min(max(_stretch(min(max(probs[slot], 1e-4), 1.0 - 1e-4)), -8.0), 8.0)
-                n = seen[slot]
-                probs[slot] += (bit - probs[slot]) / (n + 1.5)
-                if n < limit:
-                    seen[slot] = n + 1
+                inputs[m] = _log_odds(probs[slot], 1e-4, 8.0)
+                _count(probs, seen, slot, bit, limit)
             _learn_bytes_only(bytes_only, c0, inputs, bit, mixer_lr)
             c0 = (c0 << 1) | bit
         buffer[i] = byte
         written[i] = True
         _push(prime_history, byte)
         if i + 1 >= min_match:
-            key = 0
-            for j in range(min_match):
-                key = _hash(key, buffer[i - j])
-            last_at[key & ((1 << match_bits) - 1)] = i + 1
+            last_at[_match_key(prime_history, min_match) & ((1 << match_bits) - 1)] = i + 1
     for s in range(n_streams):
         history[s] = prime_history
 
@@ -413,9 +430,9 @@ def _mix_all(kinds, p1s, parts, bits, certain, token_stream, token_counts, stop_
                 goes_on = 0.5
                 if stop_bytes:
                     goes_on = _next_byte_in(continuations[stop_rows[d]], bytes_only, hashes, mask, checks, probs)
-                stop_inputs[0] = min(max(_stretch(min(max(p_token, 1e-6), 1.0 - 1e-6)), -12.0), 12.0)
+                stop_inputs[0] = _log_odds(p_token, 1e-6, 12.0)
                 for j in range(n_parts):
-                    stop_inputs[1 + j] = min(max(_stretch(min(max(parts[d, j], 1e-6), 1.0 - 1e-6)), -12.0), 12.0)
+                    stop_inputs[1 + j] = _log_odds(parts[d, j], 1e-6, 12.0)
                 stop_inputs[n_parts + 1] = _stretch(goes_on)
                 stop_inputs[n_parts + 2] = 0.25
                 row = min(int(abs(stop_inputs[0]) / 2.0), 3)
@@ -438,7 +455,7 @@ def _mix_all(kinds, p1s, parts, bits, certain, token_stream, token_counts, stop_
                 _contexts(history[s], hashes)
             for m in range(ORDERS):
                 slots[m] = _find(hashes[m], c0, mask, checks, probs, seen)
-                inputs[m] = min(max(_stretch(min(max(probs[slots[m]], 1e-4), 1.0 - 1e-4)), -8.0), 8.0)
+                inputs[m] = _log_odds(probs[slots[m]], 1e-4, 8.0)
             # the match model: the byte that followed the last repeat, if this byte's bits agree so far
             expected = -1
             length_bucket = 0
@@ -453,9 +470,9 @@ def _mix_all(kinds, p1s, parts, bits, certain, token_stream, token_counts, stop_
                 inputs[MATCH] = _stretch(pm)
             else:
                 inputs[MATCH] = 0.0
-            inputs[TOKEN] = min(max(_stretch(min(max(p_token, 1e-6), 1.0 - 1e-6)), -12.0), 12.0)
+            inputs[TOKEN] = _log_odds(p_token, 1e-6, 12.0)
             for j in range(n_parts):
-                inputs[TOKEN + 1 + j] = min(max(_stretch(min(max(parts[d, j], 1e-6), 1.0 - 1e-6)), -12.0), 12.0)
+                inputs[TOKEN + 1 + j] = _log_odds(parts[d, j], 1e-6, 12.0)
             inputs[bias] = 0.25
             confidence = min(int(abs(inputs[TOKEN]) / 2.0), 3)
             select[0] = confidence * 9 + (0 if expected < 0 else 1 + min(length_bucket // 8, 7))
@@ -488,16 +505,9 @@ def _mix_all(kinds, p1s, parts, bits, certain, token_stream, token_counts, stop_
             # every bit teaches the byte models, certain ones too (a decoder knows them as well)
             _learn_bytes_only(bytes_only, c0, inputs, bit, mixer_lr)
             for m in range(ORDERS):
-                n = seen[slots[m]]
-                probs[slots[m]] += (bit - probs[slots[m]]) / (n + 1.5)
-                if n < limit:
-                    seen[slots[m]] = n + 1
+                _count(probs, seen, slots[m], bit, limit)
             if expected >= 0:
-                n = match_seen[length_bucket, expected]
-                match_probs[length_bucket, expected] += ((bit == expected) - match_probs[length_bucket, expected]) / (
-                    n + 1.5)
-                if n < limit:
-                    match_seen[length_bucket, expected] = n + 1
+                _count(match_probs[length_bucket], match_seen[length_bucket], expected, int(bit == expected), limit)
             c0 = (c0 << 1) | bit
             if c0 >= 256:  # a whole byte: into the stream's history and the match model
                 byte = c0 & 255
@@ -512,10 +522,7 @@ def _mix_all(kinds, p1s, parts, bits, certain, token_stream, token_counts, stop_
                     match_at[s] += 1
                 else:
                     match_len[s] = 0
-                key = 0
-                for j in range(min_match):
-                    key = _hash(key, history[s, j])
-                key &= (1 << match_bits) - 1
+                key = _match_key(history[s], min_match) & ((1 << match_bits) - 1)
                 if match_len[s] == 0 and last_at[key] >= 0:
                     candidate = last_at[key]
                     n = 0
