@@ -452,8 +452,9 @@ class Predictor:
             self.nats["network"].extend(self.nats["mixture"][-len(active) :])
         else:
             log_network, logs, blend, product = self._parts
-            logs = np.concatenate([log_network[None], logs])  # (PRODUCT_PARTS, rows, vocabulary)
-            of_tokens = logs[:, rows, tokens]  # (PRODUCT_PARTS, rows)
+            # each part's log probability of its row's token, (PRODUCT_PARTS, rows): taken part by
+            # part, not from the parts' distributions stacked into one array (a copy of them all)
+            of_tokens = np.concatenate([log_network[None, rows, tokens], logs[:, rows, tokens]])
             p_network, p_counts = np.exp(of_tokens[0]).tolist(), np.exp(of_tokens[1]).tolist()
             p_blend, p_product = blend[rows, tokens].tolist(), product[rows, tokens].tolist()
             for part, ps in (("blend", p_blend), ("product", p_product)):
@@ -464,7 +465,9 @@ class Predictor:
                 self.counts.update(self.prime_tail + streams[s][-self.settings.max_order :], token)
                 self.mixer.learn([p_network[row], p_counts[row]])
                 self.final.learn([p_blend[row], p_product[row]])
-            self.product.learn(of_tokens.T, self.product.expected(product, logs))
+            expected = np.concatenate([self.product.expected(product, log_network[None]),
+                                       self.product.expected(product, logs)], axis=1)
+            self.product.learn(of_tokens.T, expected)
             self.recent.update(active, tokens)
         for s, token in zip(active, tokens, strict=True):
             streams[s].append(int(token))
